@@ -1,0 +1,24 @@
+"""Test settings: the same URLs as dev, but a test database that worker processes can share."""
+
+from __future__ import annotations
+
+from config.settings.base import *  # noqa: F403
+from config.settings.base import DATABASES, VAR_DIR
+
+DEBUG = False
+SECRET_KEY = "test-only-insecure-key"  # noqa: S105
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast logins in tests
+
+# Integration tests start real worker processes and a live daphne server; they must open the
+# same test database, so it needs a file (not :memory:) and a name given explicitly (channels'
+# live server would otherwise prefix "test_" twice on PostgreSQL).
+_default = DATABASES["default"]
+if _default["ENGINE"] == "django.db.backends.sqlite3":
+    _default["TEST"] = {"NAME": str(VAR_DIR / "test_runway.sqlite3")}
+else:
+    _default["TEST"] = {"NAME": f"test_{_default['NAME']}"}
+
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}

@@ -1,0 +1,16 @@
+from __future__ import annotations
+
+from django.contrib import admin
+from django.contrib.auth import views as auth_views
+from django.urls import include, path
+
+urlpatterns = [
+    # Accounts
+    path("login/", auth_views.LoginView.as_view(), name="login"),
+    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    # Operators
+    path("admin/", admin.site.urls),
+    # Product
+    path("", include("pipeline.urls")),
+    path("", include("features.urls")),
+]

@@ -1,0 +1,204 @@
+"""Writes to workspaces and cards. Views, the CLI and the engine call these, never .save()."""
+
+from __future__ import annotations
+
+from django.contrib.auth.models import User
+from django.db import transaction
+from django.db.models import F, Max
+from django.utils import timezone
+from django.utils.text import slugify
+
+from features import events
+from features.models import Feature, Membership, Stage, StageTransition, Workspace
+from features.stage_templates import DEFAULT_STOP_STAGE, TEMPLATES, WORK_BOARD
+
+
+class FeatureError(Exception):
+    """A request about a card that cannot be carried out, with a message a person can act on."""
+
+
+def do_create_workspace(
+    *, name: str, template: str, owner: User, slug: str | None = None
+) -> Workspace:
+    if template not in TEMPLATES:
+        raise FeatureError(f"Unknown template {template!r}; choose one of {', '.join(TEMPLATES)}.")
+    from skills.defaults import install_default_recipes
+
+    with transaction.atomic():
+        workspace = Workspace.objects.create(
+            name=name, slug=slug or slugify(name)[:60], template=template
+        )
+        stages = [
+            Stage(
+                workspace=workspace,
+                board=Stage.Board.FEATURE,
+                position=i,
+                key=s.key,
+                name=s.name,
+                is_live=s.is_live,
+                is_done=s.is_done,
+            )
+            for i, s in enumerate(TEMPLATES[template])
+        ] + [
+            Stage(
+                workspace=workspace,
+                board=Stage.Board.WORK,
+                position=i,
+                key=s.key,
+                name=s.name,
+                is_live=s.is_live,
+                is_done=s.is_done,
+            )
+            for i, s in enumerate(WORK_BOARD)
+        ]
+        Stage.objects.bulk_create(stages)
+        workspace.stop_stage = Stage.objects.get(
+            workspace=workspace, key=DEFAULT_STOP_STAGE[template]
+        )
+        workspace.save(update_fields=["stop_stage"])
+        Membership.objects.create(workspace=workspace, user=owner, role=Membership.Role.OWNER)
+        install_default_recipes(workspace)
+    return workspace
+
+
+def do_add_member(workspace: Workspace, user: User, role: str) -> Membership:
+    membership, _ = Membership.objects.update_or_create(
+        workspace=workspace, user=user, defaults={"role": role}
+    )
+    return membership
+
+
+def default_stage_for(workspace: Workspace, kind: str) -> Stage:
+    board = (
+        Stage.Board.WORK
+        if kind in (Feature.Kind.TASK, Feature.Kind.STORY)
+        else (Stage.Board.FEATURE)
+    )
+    stage = workspace.stages.filter(board=board).order_by("position").first()
+    if stage is None:
+        raise FeatureError(f"Workspace {workspace.slug} has no stages on the {board} board.")
+    return stage
+
+
+def _next_position(stage: Stage) -> int:
+    top = Feature.objects.filter(stage=stage).aggregate(top=Max("position"))["top"]
+    return 0 if top is None else top + 1
+
+
+def do_create_feature(
+    workspace: Workspace,
+    *,
+    title: str,
+    user: User | None,
+    description: str = "",
+    kind: str = Feature.Kind.FEATURE,
+    parent: Feature | None = None,
+    stage: Stage | None = None,
+) -> Feature:
+    title = title.strip()
+    if not title:
+        raise FeatureError("A feature needs a title.")
+    if len(title) > 200:
+        raise FeatureError("Titles are at most 200 characters.")
+    if kind not in Feature.Kind.values:
+        raise FeatureError(
+            f"Unknown kind {kind!r}; choose one of {', '.join(Feature.Kind.values)}."
+        )
+    if parent is not None and parent.workspace_id != workspace.pk:
+        raise FeatureError("The parent card belongs to another workspace.")
+    if stage is not None and stage.workspace_id != workspace.pk:
+        raise FeatureError("The stage belongs to another workspace.")
+    stage = stage or default_stage_for(workspace, kind)
+    with transaction.atomic():
+        feature = Feature.objects.create(
+            workspace=workspace,
+            title=title,
+            description=description,
+            kind=kind,
+            parent=parent,
+            stage=stage,
+            position=_next_position(stage),
+            created_by=user,
+        )
+        StageTransition.objects.create(
+            feature=feature, to_stage=stage, actor_user=user, note="Created"
+        )
+        events.card_changed_on_commit(feature)
+    return feature
+
+
+def insert_into_column(feature: Feature, stage: Stage, position: int | None) -> None:
+    """Place the card at `position` in `stage`, shifting the cards below it in one UPDATE."""
+    if position is None:
+        feature.position = _next_position(stage)
+    else:
+        Feature.objects.filter(stage=stage, position__gte=position).exclude(pk=feature.pk).update(
+            position=F("position") + 1
+        )
+        feature.position = position
+    feature.stage = stage
+
+
+def do_move_feature(
+    feature: Feature,
+    stage: Stage,
+    *,
+    user: User | None,
+    position: int | None = None,
+    note: str = "",
+    trigger_automation: bool = True,
+) -> Feature:
+    """A person moves a card. Moving into a stage starts that stage's automation."""
+    if stage.workspace_id != feature.workspace_id:
+        raise FeatureError("That stage belongs to another workspace.")
+    with transaction.atomic():
+        locked = Feature.objects.select_for_update().get(pk=feature.pk)
+        if locked.is_locked and locked.stage_id != stage.pk:
+            raise FeatureError(
+                "This card has an active run; stop the pipeline before moving it to another stage."
+            )
+        from_stage_id = locked.stage_id
+        insert_into_column(locked, stage, position)
+        locked.version = F("version") + 1
+        locked.save(update_fields=["stage", "position", "version", "updated_at"])
+        locked.refresh_from_db()
+        if from_stage_id != stage.pk:
+            StageTransition.objects.create(
+                feature=locked,
+                from_stage_id=from_stage_id,
+                to_stage=stage,
+                actor_user=user,
+                note=note,
+            )
+            if trigger_automation:
+                from pipeline.engine import on_stage_entered
+
+                on_stage_entered(locked, user=user)
+        events.card_changed_on_commit(locked, previous_stage_id=from_stage_id)
+    return locked
+
+
+def do_update_feature(
+    feature: Feature,
+    *,
+    expected_version: int,
+    title: str | None = None,
+    description: str | None = None,
+) -> Feature:
+    """Edit text fields; a stale version (someone else saved first) is refused, not overwritten."""
+    changes: dict[str, object] = {}
+    if title is not None:
+        title = title.strip()
+        if not title or len(title) > 200:
+            raise FeatureError("A title is 1 to 200 characters.")
+        changes["title"] = title
+    if description is not None:
+        changes["description"] = description
+    updated = Feature.objects.filter(pk=feature.pk, version=expected_version).update(
+        version=F("version") + 1, updated_at=timezone.now(), **changes
+    )
+    if updated == 0:
+        raise FeatureError("Someone else changed this card; reload to see their version.")
+    feature.refresh_from_db()
+    events.card_changed_on_commit(feature)
+    return feature

@@ -1,0 +1,272 @@
+"""Workspaces, their members and stages, and the feature cards that move across them."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import TYPE_CHECKING
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+if TYPE_CHECKING:
+    from pipeline.models import Run
+
+
+class Workspace(models.Model):
+    class Template(models.TextChoices):
+        DELIVERY = "delivery", "Delivery (idea → spec → … → live)"
+        PRODUCT = "product", "Product (inbox → discovery → … → GA)"
+        QUICK = "quick", "Quick (idea → architecture → tasks → done)"
+
+    class AutomationMode(models.TextChoices):
+        MANUAL = "manual", "Manual: Launch runs the current stage only"
+        TO_STOP_STAGE = "auto_to_stage", "Automatic up to the stop stage"
+        ALL = "auto_all", "Automatic to the last stage"
+
+    name = models.CharField(max_length=120)
+    slug = models.SlugField(max_length=60, unique=True)
+    template = models.CharField(max_length=20, choices=Template.choices)
+    automation_mode = models.CharField(
+        max_length=20, choices=AutomationMode.choices, default=AutomationMode.TO_STOP_STAGE
+    )
+    stop_stage = models.ForeignKey(
+        "features.Stage",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="An automatic pipeline halts when the card reaches this stage.",
+    )
+    max_concurrent_runs = models.PositiveSmallIntegerField(default=4)
+    monthly_budget_usd = models.DecimalField(
+        max_digits=10, decimal_places=2, null=True, blank=True, help_text="Empty: no budget."
+    )
+    default_provider = models.CharField(max_length=30, default="offline")
+    default_model = models.CharField(max_length=100, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(max_concurrent_runs__gte=1), name="workspace_max_concurrent_runs_gte_1"
+            ),
+            models.CheckConstraint(
+                condition=Q(monthly_budget_usd__isnull=True)
+                | Q(monthly_budget_usd__gte=Decimal("0")),
+                name="workspace_budget_not_negative",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Membership(models.Model):
+    class Role(models.TextChoices):
+        OWNER = "owner", "Owner"
+        ADMIN = "admin", "Admin"
+        MEMBER = "member", "Member"
+        VIEWER = "viewer", "Viewer"
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="memberships")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships"
+    )
+    role = models.CharField(max_length=10, choices=Role.choices, default=Role.MEMBER)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["workspace", "user"], name="membership_unique_user"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} in {self.workspace} ({self.role})"
+
+    @property
+    def can_write(self) -> bool:
+        return self.role != self.Role.VIEWER
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role in (self.Role.OWNER, self.Role.ADMIN)
+
+
+class Stage(models.Model):
+    class Board(models.TextChoices):
+        FEATURE = "feature", "Feature board"
+        WORK = "work", "Work board"
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="stages")
+    key = models.SlugField(max_length=40)
+    name = models.CharField(max_length=60)
+    board = models.CharField(max_length=10, choices=Board.choices, default=Board.FEATURE)
+    position = models.PositiveSmallIntegerField()
+    is_live = models.BooleanField(default=False, help_text="Shipped and monitored.")
+    is_done = models.BooleanField(default=False, help_text="Work here counts as finished.")
+
+    class Meta:
+        ordering = ["board", "position"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["workspace", "key"], name="stage_key_unique_in_workspace"
+            ),
+            models.UniqueConstraint(
+                fields=["workspace", "board", "position"], name="stage_position_unique_in_board"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.workspace.slug}/{self.key}"
+
+
+class Feature(models.Model):
+    """One card of any kind. A card is locked exactly while it has an active run (derived)."""
+
+    class Kind(models.TextChoices):
+        FEATURE = "feature", "Feature"
+        EPIC = "epic", "Epic"
+        STORY = "story", "Story"
+        TASK = "task", "Task"
+        INCIDENT = "incident", "Incident"
+
+    class Status(models.TextChoices):
+        IDLE = "idle", "Idle"
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        AWAITING_APPROVAL = "awaiting_approval", "Awaiting approval"
+        BLOCKED = "blocked", "Blocked"
+        FAILED = "failed", "Failed"
+        DONE = "done", "Done"
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="features")
+    title = models.CharField(max_length=200)
+    description = models.TextField(blank=True, max_length=20_000)
+    kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.FEATURE)
+    stage = models.ForeignKey(Stage, on_delete=models.PROTECT, related_name="features")
+    position = models.PositiveIntegerField(default=0)
+    parent = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="children"
+    )
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.IDLE)
+    # Why the card is where it is (a failed gate, an error): shown on the card.
+    status_note = models.CharField(max_length=500, blank=True)
+    health_check = models.JSONField(default=dict, blank=True)
+    version = models.PositiveIntegerField(default=1, help_text="Optimistic lock for edits.")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    # Generated cards are keyed by the run and item position that made them, so a retried
+    # step can never create the same card twice.
+    source_run = models.ForeignKey(
+        "pipeline.Run", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    source_index = models.PositiveIntegerField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["stage__position", "position", "id"]
+        indexes = [models.Index(fields=["workspace", "stage", "position"])]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["source_run", "source_index"], name="feature_generated_once_per_item"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.title}"
+
+    def active_run(self) -> Run | None:
+        from pipeline.models import Run
+
+        return self.runs.filter(status__in=Run.ACTIVE_STATUSES).first()
+
+    @property
+    def is_locked(self) -> bool:
+        return self.active_run() is not None
+
+
+class Dependency(models.Model):
+    """A task that cannot start before another is done (from generated task lists)."""
+
+    feature = models.ForeignKey(Feature, on_delete=models.CASCADE, related_name="dependencies")
+    depends_on = models.ForeignKey(Feature, on_delete=models.CASCADE, related_name="dependents")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["feature", "depends_on"], name="dependency_unique"),
+            models.CheckConstraint(
+                condition=~Q(feature=models.F("depends_on")), name="dependency_not_self"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.feature_id} depends on {self.depends_on_id}"
+
+
+class StageTransition(models.Model):
+    """Audit row for every move of a card, by a person or by a run."""
+
+    feature = models.ForeignKey(Feature, on_delete=models.CASCADE, related_name="transitions")
+    from_stage = models.ForeignKey(
+        Stage, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    to_stage = models.ForeignKey(Stage, on_delete=models.CASCADE, related_name="+")
+    actor_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    actor_run = models.ForeignKey(
+        "pipeline.Run", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    note = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.feature_id}: {self.from_stage_id} → {self.to_stage_id}"
+
+    @property
+    def actor_label(self) -> str:
+        if self.actor_run_id:
+            return f"run #{self.actor_run_id}"
+        if self.actor_user is not None:
+            return self.actor_user.get_username()
+        return "system"
+
+
+class Artifact(models.Model):
+    """Output of a run; versions per (feature, name) so two runs' outputs can be diffed."""
+
+    class Kind(models.TextChoices):
+        DOCUMENT = "document", "Document"
+        FILE = "file", "File"
+        URL = "url", "URL"
+        PR = "pr", "Pull request"
+        JSON = "json", "JSON"
+
+    feature = models.ForeignKey(Feature, on_delete=models.CASCADE, related_name="artifacts")
+    run = models.ForeignKey(
+        "pipeline.Run", null=True, blank=True, on_delete=models.SET_NULL, related_name="artifacts"
+    )
+    name = models.CharField(max_length=200)
+    kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.DOCUMENT)
+    content = models.TextField(blank=True)
+    data = models.JSONField(default=dict, blank=True)
+    version = models.PositiveIntegerField(default=1)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name", "-version"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["feature", "name", "version"], name="artifact_version_unique"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} v{self.version}"

@@ -1,0 +1,934 @@
+"""The pipeline engine: every state change of a run, each in one transaction.
+
+Invariants (DESIGN.md, "The engine"):
+
+* at most one active run per feature (partial unique index), so concurrent launches make one;
+* a run is claimed by a conditional UPDATE that increments ``attempt``, the fencing token every
+  later write of that execution must match, so a rescued zombie can never write;
+* completion saves the result and artifacts, evaluates gates, moves the card and creates the
+  next run (``parent_run`` unique) in one transaction; enqueue and events go out after commit,
+  so the next step can never start before the previous result is stored.
+
+The step loop that talks to providers lives in ``pipeline.executor``.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from dataclasses import dataclass
+from datetime import timedelta
+from functools import partial
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth.models import User
+from django.db import IntegrityError, transaction
+from django.db.models import Count, F, Max, Q
+from django.utils import timezone
+
+from features import events
+from features.actions import insert_into_column
+from features.models import Artifact, Dependency, Feature, Stage, StageTransition, Workspace
+from pipeline.models import Run, RunLog
+from pipeline.runlog import append_log
+from skills.gates import ArtifactView, GateSpec, blocking_failures, evaluate
+from skills.models import StageRecipe
+
+logger = logging.getLogger(__name__)
+
+Status = Run.Status
+Automation = StageRecipe.Automation
+OnFail = StageRecipe.OnFail
+
+
+class EngineError(Exception):
+    """A request the engine refuses, with a message a person can act on."""
+
+    code = "invalid"
+
+
+class AlreadyRunning(EngineError):
+    code = "already_running"
+
+
+class NothingToRun(EngineError):
+    code = "nothing_to_run"
+
+
+@dataclass(frozen=True)
+class StepResult:
+    """What one recipe step produced, as the executor hands it to completion."""
+
+    skill: str
+    version: int
+    output: str
+    artifact_name: str
+    text: str
+    data: dict[str, Any]
+    metrics: dict[str, float]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "skill": self.skill,
+            "version": self.version,
+            "output": self.output,
+            "artifact": self.artifact_name,
+            "text": self.text,
+            "data": self.data,
+            "metrics": self.metrics,
+        }
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> StepResult:
+        return cls(
+            skill=raw["skill"],
+            version=raw["version"],
+            output=raw["output"],
+            artifact_name=raw["artifact"],
+            text=raw["text"],
+            data=raw.get("data") or {},
+            metrics=raw.get("metrics") or {},
+        )
+
+
+# --- Planning -------------------------------------------------------------------------------
+
+
+def board_stages(workspace_id: int, board: str) -> list[Stage]:
+    """The board's stages in order, each with its recipe and step count (one query)."""
+    return list(
+        Stage.objects.filter(workspace_id=workspace_id, board=board)
+        .select_related("recipe")
+        .annotate(step_count=Count("recipe__steps"))
+        .order_by("position")
+    )
+
+
+def runnable_recipe(stage: Stage) -> StageRecipe | None:
+    """The stage's recipe if there is automated work to do in it."""
+    recipe: StageRecipe | None = getattr(stage, "recipe", None)
+    steps = getattr(stage, "step_count", None)
+    if steps is None and recipe is not None:
+        steps = recipe.steps.count()
+    if recipe is None or not recipe.enabled or not steps:
+        return None
+    return recipe
+
+
+def plan_from(workspace: Workspace, stages: list[Stage], start: Stage) -> list[Stage]:
+    """The stages a pipeline starting at `start` runs, in order (start included).
+
+    The chain halts at the workspace's stop stage (when it lies ahead), at a stage with no
+    automated recipe or a manual one, or at the end of the board.
+    """
+    index = next(i for i, s in enumerate(stages) if s.pk == start.pk)
+    plan = [start]
+    if workspace.automation_mode == Workspace.AutomationMode.MANUAL:
+        return plan
+    stop_position: int | None = None
+    stop = workspace.stop_stage
+    if (
+        workspace.automation_mode == Workspace.AutomationMode.TO_STOP_STAGE
+        and stop is not None
+        and stop.board == start.board
+        and stop.position > start.position
+    ):
+        stop_position = stop.position
+    for stage in stages[index + 1 :]:
+        if stop_position is not None and stage.position >= stop_position:
+            break
+        recipe = runnable_recipe(stage)
+        if recipe is None or recipe.automation == Automation.MANUAL:
+            break
+        plan.append(stage)
+    return plan
+
+
+def _next_stage(stages: list[Stage], stage_id: int) -> Stage | None:
+    index = next(i for i, s in enumerate(stages) if s.pk == stage_id)
+    return stages[index + 1] if index + 1 < len(stages) else None
+
+
+def _stage_by_id(stages: list[Stage], stage_id: int) -> Stage:
+    return next(s for s in stages if s.pk == stage_id)
+
+
+# --- Creating and enqueueing runs --------------------------------------------------------------
+
+
+def enqueue(run_id: int, *, countdown: float | None = None) -> None:
+    from pipeline.tasks import execute_run
+
+    # A stable task id lets Stop revoke every copy of the message, however often it was sent.
+    if countdown:
+        execute_run.apply_async((run_id,), task_id=f"run-{run_id}", countdown=countdown)
+    else:
+        execute_run.apply_async((run_id,), task_id=f"run-{run_id}")
+
+
+def _create_run(
+    feature: Feature,
+    stage: Stage,
+    *,
+    pipeline_next: list[str],
+    parent: Run | None,
+    user: User | None,
+    status: str = Status.QUEUED,
+    carry_from: Run | None = None,
+) -> Run:
+    recipe = runnable_recipe(stage)
+    assert recipe is not None, "callers plan only runnable stages"
+    now = timezone.now()
+    carried: dict[str, Any] = {}
+    step_index = 0
+    if carry_from is not None and carry_from.error_kind != Run.ErrorKind.GATE:
+        # Resume from the failed step: the steps that already succeeded are not paid for twice.
+        carried = {"steps": list(carry_from.result.get("steps", []))}
+        step_index = len(carried["steps"])
+    try:
+        with transaction.atomic():
+            run = Run.objects.create(
+                workspace_id=feature.workspace_id,
+                feature=feature,
+                stage=stage,
+                status=status,
+                parent_run=parent,
+                pipeline_next=pipeline_next,
+                triggered_by=user,
+                max_attempts=settings.RUNWAY_MAX_ATTEMPTS,
+                created_at=now,
+                queued_at=now if status == Status.QUEUED else None,
+                step_total=getattr(stage, "step_count", 0) or recipe.steps.count(),
+                step_index=step_index,
+                result=carried,
+                provider=recipe.provider or feature.workspace.default_provider,
+                model=recipe.model or feature.workspace.default_model,
+            )
+    except IntegrityError as exc:
+        raise AlreadyRunning(
+            f"“{feature.title}” already has a pipeline running; stop it or wait for it to end."
+        ) from exc
+    feature.status = (
+        Feature.Status.AWAITING_APPROVAL
+        if status == Status.AWAITING_APPROVAL
+        else Feature.Status.QUEUED
+    )
+    feature.status_note = (
+        f"{stage.name} waits for someone to start it" if status == Status.AWAITING_APPROVAL else ""
+    )
+    if status == Status.QUEUED:
+        run_id = run.pk
+        transaction.on_commit(lambda: enqueue(run_id))
+    events.publish_on_commit(
+        events.workspace_group(feature.workspace_id),
+        {"type": "run.changed", "run_id": run.pk, "feature_id": feature.pk},
+    )
+    return run
+
+
+def _lock_feature(feature_id: int) -> Feature:
+    return (
+        Feature.objects.select_for_update(of=("self",))
+        .select_related("workspace", "workspace__stop_stage", "stage")
+        .get(pk=feature_id)
+    )
+
+
+def _has_active_run(feature: Feature) -> bool:
+    return Run.objects.filter(feature=feature, status__in=Run.ACTIVE_STATUSES).exists()
+
+
+def _save_feature(feature: Feature, *fields: str) -> None:
+    feature.save(update_fields=[*fields, "updated_at"])
+    events.card_changed_on_commit(feature)
+
+
+def _move(
+    feature: Feature,
+    stage: Stage,
+    *,
+    user: User | None = None,
+    run: Run | None = None,
+    note: str = "",
+) -> None:
+    from_stage_id = feature.stage_id
+    insert_into_column(feature, stage, None)
+    StageTransition.objects.create(
+        feature=feature,
+        from_stage_id=from_stage_id,
+        to_stage=stage,
+        actor_user=user,
+        actor_run=run,
+        note=note,
+    )
+    events.card_changed_on_commit(feature, previous_stage_id=from_stage_id)
+
+
+# --- Launch, stop, retry, start, accept, reject ------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Launched:
+    run: Run
+    pipeline: list[str]
+    resumed: bool
+
+
+def launch_pipeline(feature: Feature, user: User | None) -> Launched:
+    """Start the card's pipeline from its current stage (or resume it from the failed stage)."""
+    with transaction.atomic():
+        feature = _lock_feature(feature.pk)
+        if _has_active_run(feature):
+            raise AlreadyRunning(
+                f"“{feature.title}” already has a pipeline running; stop it or wait for it to end."
+            )
+        stages = board_stages(feature.workspace_id, feature.stage.board)
+        start = _stage_by_id(stages, feature.stage_id)
+        if runnable_recipe(start) is None:
+            ahead = _next_stage(stages, start.pk)
+            if ahead is None or runnable_recipe(ahead) is None:
+                raise NothingToRun(
+                    f"Nothing to run: neither {start.name} nor the stage after it has an "
+                    "automated recipe. Move the card or add a recipe."
+                )
+            _move(feature, ahead, user=user, note="Launched")
+            start = ahead
+        last = Run.objects.filter(feature=feature).order_by("-created_at", "-id").first()
+        resume_from = (
+            last
+            if last is not None
+            and last.status == Status.FAILED
+            and last.stage_id == start.pk
+            and not Run.objects.filter(parent_run=last).exists()
+            else None
+        )
+        plan = plan_from(feature.workspace, stages, start)
+        run = _create_run(
+            feature,
+            start,
+            pipeline_next=[s.key for s in plan[1:]],
+            parent=resume_from,
+            user=user,
+            carry_from=resume_from,
+        )
+        _save_feature(feature, "status", "status_note", "stage", "position")
+        verb = f"Resumed after run #{resume_from.pk} failed" if resume_from else "Launched"
+        append_log(run.pk, f"{verb}: {' → '.join(s.key for s in plan)}")
+    return Launched(run=run, pipeline=[s.key for s in plan], resumed=resume_from is not None)
+
+
+def on_stage_entered(feature: Feature, *, user: User | None) -> Run | None:
+    """A person moved the card here: run the stage's automation, if it has any."""
+    workspace = feature.workspace
+    if workspace.automation_mode == Workspace.AutomationMode.MANUAL:
+        return None
+    stages = board_stages(feature.workspace_id, feature.stage.board)
+    stage = _stage_by_id(stages, feature.stage_id)
+    recipe = runnable_recipe(stage)
+    if recipe is None or recipe.automation == Automation.MANUAL:
+        return None
+    plan = plan_from(workspace, stages, stage)
+    status = (
+        Status.AWAITING_APPROVAL
+        if recipe.automation == Automation.HUMAN_APPROVAL
+        else (Status.QUEUED)
+    )
+    run = _create_run(
+        feature,
+        stage,
+        pipeline_next=[s.key for s in plan[1:]],
+        parent=None,
+        user=user,
+        status=status,
+    )
+    _save_feature(feature, "status", "status_note")
+    return run
+
+
+def stop_pipeline(feature: Feature, user: User | None) -> int:
+    """Cancel the card's active runs and end its chain. Returns how many runs were stopped."""
+    who = user.get_username() if user is not None else "the system"
+    with transaction.atomic():
+        feature = _lock_feature(feature.pk)
+        active = list(
+            Run.objects.select_for_update()
+            .filter(feature=feature, status__in=Run.ACTIVE_STATUSES)
+            .values_list("pk", "status")
+        )
+        waiting = Run.objects.filter(
+            feature=feature, status=Status.SUCCEEDED, decision=Run.Decision.PENDING
+        ).update(decision=Run.Decision.REJECTED, pipeline_next=[])
+        if not active and not waiting:
+            raise EngineError("Nothing to stop: this card has no pipeline running.")
+        now = timezone.now()
+        Run.objects.filter(pk__in=[pk for pk, _ in active]).update(
+            status=Status.CANCELLED,
+            finished_at=now,
+            pipeline_next=[],
+            error_kind=Run.ErrorKind.CANCELLED,
+            error_message=f"Stopped by {who}.",
+        )
+        for pk, _ in active:
+            append_log(pk, f"Cancelled: pipeline stopped by {who}", level=RunLog.Level.WARNING)
+        feature.status = Feature.Status.IDLE
+        feature.status_note = f"Pipeline stopped by {who}"
+        _save_feature(feature, "status", "status_note")
+        queued = [pk for pk, status in active if status == Status.QUEUED]
+        if queued:
+            transaction.on_commit(lambda: _revoke(queued))
+    return len(active) + waiting
+
+
+def _revoke(run_ids: list[int]) -> None:
+    from config.celery import app
+
+    # Best effort: a message that still arrives finds its run cancelled and does nothing.
+    try:
+        app.control.revoke([f"run-{pk}" for pk in run_ids])
+    except Exception:
+        logger.warning("could not revoke %s", run_ids, exc_info=True)
+
+
+def retry_run(run: Run, user: User | None) -> Run:
+    """A person retries a failed (or cancelled) run; the chain continues from its stage."""
+    with transaction.atomic():
+        feature = _lock_feature(run.feature_id)
+        run = Run.objects.select_for_update().get(pk=run.pk)
+        if run.status not in (Status.FAILED, Status.CANCELLED):
+            raise EngineError(
+                f"Run #{run.pk} is {run.get_status_display().lower()}; only failed "
+                "or cancelled runs can be retried."
+            )
+        if _has_active_run(feature):
+            raise AlreadyRunning("This card already has a run in progress.")
+        child = Run.objects.filter(parent_run=run).first()
+        if child is not None:
+            raise EngineError(
+                f"Run #{run.pk} was already continued by run #{child.pk}; retry that one instead."
+            )
+        stages = board_stages(feature.workspace_id, run.stage.board)
+        stage = _stage_by_id(stages, run.stage_id)
+        if runnable_recipe(stage) is None:
+            raise NothingToRun(f"{stage.name} no longer has an automated recipe.")
+        if feature.stage_id != stage.pk:
+            _move(feature, stage, user=user, note=f"Retry of run #{run.pk}")
+        plan = plan_from(feature.workspace, stages, stage)
+        new_run = _create_run(
+            feature,
+            stage,
+            pipeline_next=[s.key for s in plan[1:]],
+            parent=run,
+            user=user,
+            carry_from=run,
+        )
+        _save_feature(feature, "status", "status_note", "stage", "position")
+        append_log(new_run.pk, f"Retry of run #{run.pk}")
+    return new_run
+
+
+def start_run(run: Run, user: User | None) -> Run:
+    """Start a run that waits for approval (human_approval stages)."""
+    with transaction.atomic():
+        now = timezone.now()
+        started = Run.objects.filter(pk=run.pk, status=Status.AWAITING_APPROVAL).update(
+            status=Status.QUEUED, queued_at=now, triggered_by=user
+        )
+        if not started:
+            raise EngineError(f"Run #{run.pk} is not waiting for approval.")
+        feature = _lock_feature(run.feature_id)
+        feature.status, feature.status_note = Feature.Status.QUEUED, ""
+        _save_feature(feature, "status", "status_note")
+        who = user.get_username() if user is not None else "the system"
+        append_log(run.pk, f"Started by {who}")
+        transaction.on_commit(lambda: enqueue(run.pk))
+    run.refresh_from_db()
+    return run
+
+
+def accept_run(run: Run, user: User | None) -> Run | None:
+    """Accept a result that waits for a decision; the chain goes on. Returns the next run."""
+    with transaction.atomic():
+        decided = Run.objects.filter(
+            pk=run.pk, status=Status.SUCCEEDED, decision=Run.Decision.PENDING
+        ).update(decision=Run.Decision.ACCEPTED)
+        if not decided:
+            raise EngineError(f"Run #{run.pk} has no result waiting for a decision.")
+        feature = _lock_feature(run.feature_id)
+        run = Run.objects.select_related("stage").get(pk=run.pk)
+        who = user.get_username() if user is not None else "the system"
+        append_log(run.pk, f"Result accepted by {who}")
+        if _has_active_run(feature) or feature.stage_id != run.stage_id:
+            # The card moved on meanwhile; accepting records the decision only.
+            feature.status, feature.status_note = Feature.Status.IDLE, ""
+            _save_feature(feature, "status", "status_note")
+            return None
+        stages = board_stages(feature.workspace_id, run.stage.board)
+        return _advance(run, feature, stages)
+
+
+def reject_run(run: Run, user: User | None, reason: str = "") -> None:
+    with transaction.atomic():
+        decided = Run.objects.filter(
+            pk=run.pk, status=Status.SUCCEEDED, decision=Run.Decision.PENDING
+        ).update(decision=Run.Decision.REJECTED, pipeline_next=[])
+        if not decided:
+            raise EngineError(f"Run #{run.pk} has no result waiting for a decision.")
+        feature = _lock_feature(run.feature_id)
+        who = user.get_username() if user is not None else "the system"
+        note = f"Result rejected by {who}" + (f": {reason}" if reason else "")
+        append_log(run.pk, note, level=RunLog.Level.WARNING)
+        feature.status, feature.status_note = Feature.Status.IDLE, note[:500]
+        _save_feature(feature, "status", "status_note")
+
+
+# --- Claim, progress, failure, completion (called by the executor) -------------------------------
+
+
+def claim_run(run_id: int, worker_id: str) -> Run | None:
+    """Take a queued run. None when someone else has it or it is finished (duplicate delivery)."""
+    now = timezone.now()
+    claimed = Run.objects.filter(pk=run_id, status=Status.QUEUED).update(
+        status=Status.RUNNING,
+        attempt=F("attempt") + 1,
+        worker_id=worker_id,
+        claimed_at=now,
+        heartbeat_at=now,
+        next_attempt_at=None,
+    )
+    if not claimed:
+        return None
+    run = Run.objects.select_related("feature", "stage", "workspace").get(pk=run_id)
+    if run.started_at is None:
+        Run.objects.filter(pk=run_id).update(started_at=now)
+        run.started_at = now
+    Feature.objects.filter(pk=run.feature_id).update(
+        status=Feature.Status.RUNNING, status_note="", updated_at=now
+    )
+    events.card_changed_on_commit(run.feature)
+    return run
+
+
+def still_running(run_id: int, attempt: int) -> bool:
+    return Run.objects.filter(pk=run_id, status=Status.RUNNING, attempt=attempt).exists()
+
+
+def record_step(run_id: int, attempt: int, steps: list[StepResult], usage: dict[str, int]) -> bool:
+    """Keep a finished step's output on the run so a retry resumes after it. False: not ours."""
+    run = Run.objects.only("result").get(pk=run_id)
+    result = dict(run.result)
+    result["steps"] = [s.as_dict() for s in steps]
+    return bool(
+        Run.objects.filter(pk=run_id, status=Status.RUNNING, attempt=attempt).update(
+            result=result,
+            step_index=len(steps),
+            heartbeat_at=timezone.now(),
+            **{k: F(k) + v for k, v in usage.items() if v},
+        )
+    )
+
+
+def _finish_failed(
+    run_id: int, attempt: int, *, kind: str, message: str, feature_note: str
+) -> bool:
+    with transaction.atomic():
+        failed = Run.objects.filter(pk=run_id, status=Status.RUNNING, attempt=attempt).update(
+            status=Status.FAILED,
+            finished_at=timezone.now(),
+            error_kind=kind,
+            error_message=message,
+        )
+        if not failed:
+            return False
+        run = Run.objects.select_related("feature").get(pk=run_id)
+        feature = run.feature
+        feature.status, feature.status_note = Feature.Status.FAILED, feature_note[:500]
+        _save_feature(feature, "status", "status_note")
+        append_log(run_id, message, level=RunLog.Level.ERROR, attempt=attempt)
+        events.toast_on_commit(
+            run.workspace_id,
+            f"“{feature.title}”: {feature_note}",
+            level="error",
+            feature_id=feature.pk,
+            run_id=run_id,
+        )
+    return True
+
+
+def fail_run(run_id: int, attempt: int, message: str) -> bool:
+    """A permanent error: the run fails now and the chain stops with a message to act on."""
+    return _finish_failed(
+        run_id,
+        attempt,
+        kind=Run.ErrorKind.PERMANENT,
+        message=message,
+        feature_note=f"Failed: {message}",
+    )
+
+
+def backoff_seconds(failures: int, retry_after: float | None) -> float:
+    base = float(settings.RUNWAY_RETRY_BASE_SECONDS)
+    delay = base * (2 ** (failures - 1)) + random.uniform(0, base / 2)  # noqa: S311 - jitter
+    return max(delay, retry_after or 0.0)
+
+
+def retry_later(
+    run_id: int,
+    attempt: int,
+    *,
+    step_index: int,
+    retry_count: int,
+    message: str,
+    retry_after: float | None,
+) -> bool:
+    """A transient error: requeue with backoff while the step has retries left, else fail."""
+    run = Run.objects.only("result", "max_attempts").get(pk=run_id)
+    failures = dict(run.result.get("failures", {}))
+    count = int(failures.get(str(step_index), 0)) + 1
+    if count > retry_count or attempt >= run.max_attempts:
+        return _finish_failed(
+            run_id,
+            attempt,
+            kind=Run.ErrorKind.TRANSIENT,
+            message=f"Gave up after {count} attempts of step {step_index + 1}: {message}",
+            feature_note=f"Failed after retries: {message}",
+        )
+    failures[str(step_index)] = count
+    delay = backoff_seconds(count, retry_after)
+    now = timezone.now()
+    next_at = now + timedelta(seconds=delay)
+    with transaction.atomic():
+        requeued = Run.objects.filter(pk=run_id, status=Status.RUNNING, attempt=attempt).update(
+            status=Status.QUEUED,
+            queued_at=now,
+            next_attempt_at=next_at,
+            worker_id="",
+            error_kind=Run.ErrorKind.TRANSIENT,
+            error_message=f"{message} — retry {count} of {retry_count} at {next_at:%H:%M:%S} UTC",
+            result={**run.result, "failures": failures},
+        )
+        if not requeued:
+            return False
+        append_log(
+            run_id,
+            f"Transient error: {message}; retry {count}/{retry_count} in {delay:.1f} s",
+            level=RunLog.Level.WARNING,
+            attempt=attempt,
+        )
+        Feature.objects.filter(runs__pk=run_id).update(
+            status=Feature.Status.QUEUED,
+            status_note=f"Retrying at {next_at:%H:%M:%S} UTC after: {message}"[:500],
+        )
+        feature_id, workspace_id = Run.objects.values_list("feature_id", "workspace_id").get(
+            pk=run_id
+        )
+        events.publish_on_commit(
+            events.workspace_group(workspace_id), {"type": "card.changed", "feature_id": feature_id}
+        )
+        transaction.on_commit(lambda: enqueue(run_id, countdown=delay))
+    return True
+
+
+def complete_run(run_id: int, attempt: int, steps: list[StepResult], usage: dict[str, int]) -> bool:
+    """Store the result, check gates and advance the card — all or nothing, and only once."""
+    with transaction.atomic():
+        now = timezone.now()
+        finished = Run.objects.filter(pk=run_id, status=Status.RUNNING, attempt=attempt).update(
+            status=Status.SUCCEEDED,
+            finished_at=now,
+            heartbeat_at=now,
+            step_index=len(steps),
+            error_kind="",
+            error_message="",
+            **{k: F(k) + v for k, v in usage.items() if v},
+        )
+        if not finished:
+            return False
+        run = Run.objects.select_related("stage", "stage__recipe", "workspace").get(pk=run_id)
+        feature = _lock_feature(run.feature_id)
+        artifacts = _save_artifacts(run, feature, steps)
+        created = _create_generated_cards(run, feature, steps)
+        metrics = {k: v for step in steps for k, v in step.metrics.items()}
+        recipe = run.stage.recipe
+        results = evaluate(
+            [
+                GateSpec(g.name, g.type, g.config, g.required, g.failure_message)
+                for g in recipe.gates.all()
+            ],
+            [ArtifactView(a.name, a.kind, a.content) for a in artifacts],
+            metrics,
+        )
+        run.result = {
+            "steps": [s.as_dict() for s in steps],
+            "gates": [r.as_dict() for r in results],
+            "metrics": metrics,
+            "created_cards": created,
+        }
+        run.skill_versions = {s.skill: s.version for s in steps}
+        failures = blocking_failures(results)
+        stages = board_stages(feature.workspace_id, run.stage.board)
+        if failures:
+            _apply_gate_failure(run, feature, stages, "; ".join(f.message for f in failures))
+        elif recipe.automation == Automation.AUTO_NOTIFY:
+            run.decision = Run.Decision.PENDING
+            feature.status = Feature.Status.AWAITING_APPROVAL
+            feature.status_note = f"{run.stage.name} result is ready: accept or reject it"
+            _save_feature(feature, "status", "status_note")
+            append_log(run.pk, "Result waits for accept or reject", attempt=attempt)
+        else:
+            _advance(run, feature, stages)
+        run.save(
+            update_fields=[
+                "result",
+                "skill_versions",
+                "decision",
+                "status",
+                "error_kind",
+                "error_message",
+                "pipeline_next",
+            ]
+        )
+        if created:
+            events.toast_on_commit(
+                run.workspace_id,
+                f"Feature created! {len(created)} tasks added",
+                level="success",
+                feature_id=feature.pk,
+                task_count=len(created),
+            )
+    return True
+
+
+def _save_artifacts(run: Run, feature: Feature, steps: list[StepResult]) -> list[Artifact]:
+    names = [s.artifact_name for s in steps]
+    latest = dict(
+        Artifact.objects.filter(feature=feature, name__in=names)
+        .values("name")
+        .annotate(top=Max("version"))
+        .values_list("name", "top")
+    )
+    artifacts = []
+    for step in steps:
+        version = latest.get(step.artifact_name, 0) + 1
+        latest[step.artifact_name] = version
+        is_json = step.output == "tasks"
+        artifacts.append(
+            Artifact(
+                feature=feature,
+                run=run,
+                name=step.artifact_name,
+                version=version,
+                kind=Artifact.Kind.JSON if is_json else Artifact.Kind.DOCUMENT,
+                content=step.text,
+                data=step.data,
+            )
+        )
+    Artifact.objects.bulk_create(artifacts)
+    return artifacts
+
+
+def _create_generated_cards(run: Run, feature: Feature, steps: list[StepResult]) -> list[int]:
+    """Task lists become child cards in one bulk insert, keyed by (run, item) so never twice."""
+    items: list[dict[str, Any]] = []
+    for step in steps:
+        if step.output == "tasks":
+            items.extend(t for t in step.data.get("tasks", []) if isinstance(t, dict))
+    if not items:
+        return []
+    todo = (
+        Stage.objects.filter(workspace_id=feature.workspace_id, board=Stage.Board.WORK)
+        .order_by("position")
+        .first()
+    )
+    if todo is None:
+        return []
+    top = Feature.objects.filter(stage=todo).aggregate(top=Max("position"))["top"]
+    start = 0 if top is None else top + 1
+    cards = [
+        Feature(
+            workspace_id=feature.workspace_id,
+            title=str(item.get("title") or f"Task {i + 1}")[:200],
+            description=str(item.get("description") or "")[:20_000],
+            kind=Feature.Kind.TASK,
+            stage=todo,
+            position=start + i,
+            parent=feature,
+            status=Feature.Status.BLOCKED if item.get("depends_on") else Feature.Status.IDLE,
+            status_note="Waits for the tasks it depends on" if item.get("depends_on") else "",
+            source_run=run,
+            source_index=i,
+        )
+        for i, item in enumerate(items)
+    ]
+    Feature.objects.bulk_create(cards)
+    if any(c.pk is None for c in cards):  # backends without RETURNING
+        by_index = dict(Feature.objects.filter(source_run=run).values_list("source_index", "pk"))
+        for i, card in enumerate(cards):
+            card.pk = by_index[i]
+    Dependency.objects.bulk_create(
+        Dependency(feature=cards[i], depends_on=cards[d])
+        for i, item in enumerate(items)
+        for d in item.get("depends_on") or []
+        if isinstance(d, int) and 0 <= d < len(cards) and d != i
+    )
+    StageTransition.objects.bulk_create(
+        StageTransition(feature=c, to_stage=todo, actor_run=run, note=f"Generated by run #{run.pk}")
+        for c in cards
+    )
+    for card in cards:
+        events.card_changed_on_commit(card)
+    return [c.pk for c in cards if c.pk is not None]
+
+
+def _advance(run: Run, feature: Feature, stages: list[Stage]) -> Run | None:
+    """Move the card on and create the next run if the chain continues. Returns the next run."""
+    next_stage = _next_stage(stages, run.stage_id)
+    if next_stage is None:
+        feature.status, feature.status_note = Feature.Status.DONE, ""
+        _save_feature(feature, "status", "status_note")
+        append_log(run.pk, "Pipeline finished: last stage of the board")
+        return None
+    _move(feature, next_stage, run=run, note=f"{run.stage.name} passed its gates")
+    remaining = list(run.pipeline_next)
+    if remaining and remaining[0] == next_stage.key and runnable_recipe(next_stage) is not None:
+        recipe = runnable_recipe(next_stage)
+        assert recipe is not None
+        status = (
+            Status.AWAITING_APPROVAL
+            if recipe.automation == Automation.HUMAN_APPROVAL
+            else (Status.QUEUED)
+        )
+        next_run = _create_run(
+            feature,
+            next_stage,
+            pipeline_next=remaining[1:],
+            parent=run,
+            user=None,
+            status=status,
+        )
+        _save_feature(feature, "status", "status_note", "stage", "position")
+        append_log(run.pk, f"Advanced to {next_stage.key}; next run #{next_run.pk}")
+        return next_run
+    feature.status = Feature.Status.DONE if next_stage.is_done else Feature.Status.IDLE
+    feature.status_note = ""
+    _save_feature(feature, "status", "status_note", "stage", "position")
+    append_log(run.pk, f"Pipeline finished: card is in {next_stage.name}")
+    events.toast_on_commit(
+        feature.workspace_id,
+        f"“{feature.title}” reached {next_stage.name}",
+        level="success",
+        feature_id=feature.pk,
+    )
+    return None
+
+
+def _apply_gate_failure(run: Run, feature: Feature, stages: list[Stage], why: str) -> None:
+    on_fail = run.stage.recipe.on_fail
+    append_log(run.pk, f"Gates failed: {why}", level=RunLog.Level.ERROR)
+    if on_fail == OnFail.REVIEW_REQUIRED:
+        # The result stands but a person decides: Accept overrides the gates, Reject ends it.
+        run.decision = Run.Decision.PENDING
+        feature.status = Feature.Status.BLOCKED
+        feature.status_note = f"Review required: {why}"[:500]
+        _save_feature(feature, "status", "status_note")
+        return
+    run.status = Status.FAILED
+    run.error_kind = Run.ErrorKind.GATE
+    run.error_message = why
+    feature.status = Feature.Status.FAILED
+    feature.status_note = f"Gate failed: {why}"[:500]
+    if on_fail == OnFail.REVERT:
+        index = next(i for i, s in enumerate(stages) if s.pk == run.stage_id)
+        if index > 0:
+            _move(feature, stages[index - 1], run=run, note=f"Reverted: {why}"[:500])
+    elif on_fail == OnFail.CREATE_QUESTIONS:
+        Feature.objects.create(
+            workspace_id=feature.workspace_id,
+            title=f"Questions: {feature.title}"[:200],
+            description=f"The {run.stage.name} gates failed for run #{run.pk}:\n\n{why}",
+            kind=Feature.Kind.TASK,
+            stage=Stage.objects.filter(workspace_id=feature.workspace_id, board=Stage.Board.WORK)
+            .order_by("position")
+            .first()
+            or feature.stage,
+            parent=feature,
+            source_run=run,
+            source_index=10_000,  # after any generated task of the same run
+        )
+    _save_feature(feature, "status", "status_note", "stage", "position")
+    events.toast_on_commit(
+        feature.workspace_id,
+        f"“{feature.title}”: gate failed — {why}",
+        level="error",
+        feature_id=feature.pk,
+        run_id=run.pk,
+    )
+
+
+# --- Sweeps (beat) -----------------------------------------------------------------------------
+
+
+def dispatch_stale_queued(older_than: timedelta | None = None) -> int:
+    """Re-send runs that have waited in the queue too long: their message was probably lost."""
+    older_than = older_than or timedelta(seconds=settings.RUNWAY_DISPATCH_AFTER_SECONDS)
+    now = timezone.now()
+    cutoff = now - older_than
+    due = list(
+        Run.objects.filter(status=Status.QUEUED)
+        .filter(
+            Q(next_attempt_at__isnull=True, queued_at__lt=cutoff) | Q(next_attempt_at__lt=cutoff)
+        )
+        .values_list("pk", flat=True)[:500]
+    )
+    if not due:
+        return 0
+    Run.objects.filter(pk__in=due, status=Status.QUEUED).update(queued_at=now, next_attempt_at=None)
+    for run_id in due:
+        append_log(run_id, "Re-dispatched: queued with no worker claim", level=RunLog.Level.WARNING)
+        enqueue(run_id)
+    return len(due)
+
+
+def rescue_stale_running(older_than: timedelta | None = None) -> tuple[int, int]:
+    """Runs whose worker stopped heartbeating: requeue while attempts remain, else fail clearly."""
+    older_than = older_than or timedelta(seconds=settings.RUNWAY_RESCUE_AFTER_SECONDS)
+    cutoff = timezone.now() - older_than
+    stale = list(
+        Run.objects.filter(status=Status.RUNNING, heartbeat_at__lt=cutoff).values_list(
+            "pk", "attempt", "max_attempts", "worker_id"
+        )[:500]
+    )
+    requeued = failed = 0
+    for run_id, attempt, max_attempts, worker_id in stale:
+        silent = f"no heartbeat from {worker_id or 'its worker'} for {older_than.seconds} s"
+        if attempt < max_attempts:
+            with transaction.atomic():
+                now = timezone.now()
+                moved = Run.objects.filter(
+                    pk=run_id, status=Status.RUNNING, attempt=attempt
+                ).update(
+                    status=Status.QUEUED,
+                    queued_at=now,
+                    worker_id="",
+                    error_kind=Run.ErrorKind.LOST,
+                    error_message=f"Rescued: {silent}",
+                )
+                if moved:
+                    requeued += 1
+                    append_log(
+                        run_id,
+                        f"Rescued after attempt {attempt}: {silent}; requeued",
+                        level=RunLog.Level.WARNING,
+                        attempt=attempt,
+                    )
+                    Feature.objects.filter(runs__pk=run_id).update(status=Feature.Status.QUEUED)
+                    transaction.on_commit(partial(enqueue, run_id))
+        elif _finish_failed(
+            run_id,
+            attempt,
+            kind=Run.ErrorKind.LOST,
+            message=f"Gave up after {attempt} attempts: {silent}. Check the workers, then Retry.",
+            feature_note=f"Worker lost {attempt} times; check the workers, then Retry",
+        ):
+            failed += 1
+    return requeued, failed

@@ -1,0 +1,167 @@
+"""Execute one claimed run: its recipe's steps through providers, then hand over to completion.
+
+Only the engine changes a run's state; this module talks to providers, keeps the claim alive
+and decides which engine call a step's outcome needs.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import socket
+from functools import partial
+
+from features.models import Artifact
+from pipeline import engine
+from pipeline.heartbeats import heartbeating
+from pipeline.models import Run, RunLog
+from pipeline.providers import get_provider
+from pipeline.providers.base import ProviderError, StepCancelled, StepRequest
+from pipeline.runlog import append_log
+from skills.models import RecipeStep
+
+logger = logging.getLogger(__name__)
+
+_PLACEHOLDER = re.compile(r"\{\{\s*(\w+)\s*\}\}")
+
+
+def this_worker_id() -> str:
+    return f"{socket.gethostname()}/{os.getpid()}"
+
+
+def render_prompt(template: str, inputs: dict[str, str]) -> str:
+    return _PLACEHOLDER.sub(lambda m: inputs.get(m.group(1), ""), template)
+
+
+def artifact_key(name: str) -> str:
+    """spec.md → spec_md, spec-review.md → spec_review_md: how prompts name documents."""
+    return re.sub(r"[^0-9a-zA-Z]+", "_", name).strip("_").lower()
+
+
+def build_inputs(run: Run, step: RecipeStep, earlier: list[engine.StepResult]) -> dict[str, str]:
+    feature = run.feature
+    inputs: dict[str, str] = {"title": feature.title, "description": feature.description}
+    documents: dict[str, str] = {}
+    latest = (
+        Artifact.objects.filter(feature=feature, kind=Artifact.Kind.DOCUMENT)
+        .order_by("name", "-version")
+        .values_list("name", "content")
+    )
+    for name, content in latest:
+        documents.setdefault(name, content)
+    for result in earlier:
+        documents[result.artifact_name] = result.text
+    for name, content in documents.items():
+        inputs[artifact_key(name)] = content
+    inputs["context"] = "\n\n".join(documents.values())
+    inputs["sections"] = ", ".join(step.skill.output_schema.get("sections", []))
+    # A recipe step may feed a named input from another one (input_mapping: {"spec": "prd_md"}).
+    for target, source in step.input_mapping.items():
+        inputs[str(target)] = inputs.get(str(source), "")
+    return inputs
+
+
+def _log_line(run_id: int, attempt: int, message: str) -> None:
+    append_log(run_id, message, attempt=attempt)
+
+
+def execute_run(run_id: int, worker_id: str | None = None) -> None:
+    run = engine.claim_run(run_id, worker_id or this_worker_id())
+    if run is None:
+        logger.debug("run %s not claimable (duplicate delivery or finished)", run_id)
+        return
+    attempt = run.attempt
+    steps = list(
+        RecipeStep.objects.filter(recipe__stage_id=run.stage_id)
+        .select_related("skill", "recipe")
+        .order_by("order")
+    )
+    done = [engine.StepResult.from_dict(raw) for raw in run.result.get("steps", [])][: len(steps)]
+    usage = {"input_tokens": 0, "output_tokens": 0, "cache_read_tokens": 0, "cache_write_tokens": 0}
+    append_log(run_id, f"Attempt {attempt} started on {run.worker_id}", attempt=attempt)
+    with heartbeating(run_id, attempt) as lost:
+        for index, step in enumerate(steps):
+            if index < len(done):
+                continue
+            if lost.is_set() or not engine.still_running(run_id, attempt):
+                append_log(
+                    run_id,
+                    "Stopped between steps: the run was cancelled or taken over",
+                    level=RunLog.Level.WARNING,
+                    attempt=attempt,
+                )
+                return
+            skill = step.skill
+            provider_name = step.provider or step.recipe.provider or run.provider or "offline"
+            append_log(
+                run_id,
+                f"Step {index + 1}/{len(steps)}: {skill.slug} v{skill.version} via {provider_name}",
+                attempt=attempt,
+            )
+            inputs = build_inputs(run, step, done)
+            request = StepRequest(
+                skill_slug=skill.slug,
+                output=skill.output,
+                artifact_name=skill.artifact_name,
+                prompt=render_prompt(skill.prompt_template, inputs),
+                inputs=inputs,
+                sections=list(skill.output_schema.get("sections", [])),
+                model=step.model or step.recipe.model or run.model,
+                timeout_seconds=step.timeout_seconds,
+                attempt=attempt,
+                cancelled=lost,
+                on_log=partial(_log_line, run_id, attempt),
+            )
+            try:
+                output = get_provider(provider_name).generate(request)
+            except StepCancelled:
+                append_log(
+                    run_id,
+                    "Step interrupted: the run was cancelled or taken over",
+                    level=RunLog.Level.WARNING,
+                    attempt=attempt,
+                )
+                return
+            except ProviderError as exc:
+                if exc.transient:
+                    engine.retry_later(
+                        run_id,
+                        attempt,
+                        step_index=index,
+                        retry_count=step.retry_count,
+                        message=str(exc),
+                        retry_after=exc.retry_after,
+                    )
+                else:
+                    engine.fail_run(run_id, attempt, str(exc))
+                return
+            except Exception as exc:
+                logger.exception("step %s of run %s crashed", skill.slug, run_id)
+                engine.fail_run(run_id, attempt, f"Internal error in {skill.slug}: {exc!r}")
+                return
+            for key, value in vars(output.usage).items():
+                usage[key] += value
+            done.append(
+                engine.StepResult(
+                    skill=skill.slug,
+                    version=skill.version,
+                    output=skill.output,
+                    artifact_name=skill.artifact_name,
+                    text=output.text,
+                    data=output.data,
+                    metrics=output.metrics,
+                )
+            )
+            if index + 1 < len(steps):
+                if not engine.record_step(run_id, attempt, done, usage):
+                    return
+                usage = dict.fromkeys(usage, 0)
+        if not engine.complete_run(run_id, attempt, done, usage):
+            append_log(
+                run_id,
+                "Result discarded: the run was cancelled or taken over before it finished",
+                level=RunLog.Level.WARNING,
+                attempt=attempt,
+            )
+            return

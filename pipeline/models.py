@@ -1,0 +1,179 @@
+"""Runs (one stage's recipe executed for one card), their logs, and the workers that run them.
+
+The pipeline itself lives in these rows: ``parent_run`` points at the run that triggered this one
+and ``pipeline_next`` lists the stages still to run, so no broker state is needed to resume.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+WORKER_STALE_AFTER = timedelta(seconds=60)
+
+
+class Run(models.Model):
+    class Status(models.TextChoices):
+        AWAITING_APPROVAL = "awaiting_approval", "Awaiting approval"
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+        CANCELLED = "cancelled", "Cancelled"
+
+    class Decision(models.TextChoices):
+        PENDING = "pending", "Pending"
+        ACCEPTED = "accepted", "Accepted"
+        REJECTED = "rejected", "Rejected"
+        AUTO = "auto", "Automatic"
+
+    class ErrorKind(models.TextChoices):
+        NONE = "", "None"
+        TRANSIENT = "transient", "Transient (retried)"
+        PERMANENT = "permanent", "Permanent"
+        GATE = "gate", "Gate failed"
+        LOST = "lost", "Worker lost"
+        CANCELLED = "cancelled", "Cancelled"
+
+    ACTIVE_STATUSES = (Status.AWAITING_APPROVAL, Status.QUEUED, Status.RUNNING)
+    FINISHED_STATUSES = (Status.SUCCEEDED, Status.FAILED, Status.CANCELLED)
+
+    workspace = models.ForeignKey(
+        "features.Workspace", on_delete=models.CASCADE, related_name="runs"
+    )
+    feature = models.ForeignKey("features.Feature", on_delete=models.CASCADE, related_name="runs")
+    stage = models.ForeignKey("features.Stage", on_delete=models.PROTECT, related_name="runs")
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.QUEUED)
+    decision = models.CharField(max_length=10, choices=Decision.choices, default=Decision.AUTO)
+    parent_run = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="child_runs"
+    )
+    pipeline_next = models.JSONField(default=list, blank=True)
+    # Fencing token: each claim increments it and every later write must match it.
+    attempt = models.PositiveIntegerField(default=0)
+    max_attempts = models.PositiveIntegerField(default=3)
+    triggered_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    worker_id = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    queued_at = models.DateTimeField(null=True, blank=True)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    error_kind = models.CharField(max_length=10, choices=ErrorKind.choices, blank=True)
+    error_message = models.TextField(blank=True)
+    step_index = models.PositiveSmallIntegerField(default=0, help_text="Steps completed so far.")
+    step_total = models.PositiveSmallIntegerField(default=0)
+    result = models.JSONField(default=dict, blank=True)
+    skill_versions = models.JSONField(default=dict, blank=True)
+    provider = models.CharField(max_length=30, blank=True)
+    model = models.CharField(max_length=100, blank=True)
+    input_tokens = models.PositiveIntegerField(default=0)
+    output_tokens = models.PositiveIntegerField(default=0)
+    cache_read_tokens = models.PositiveIntegerField(default=0)
+    cache_write_tokens = models.PositiveIntegerField(default=0)
+    cost_usd = models.DecimalField(max_digits=12, decimal_places=6, default=Decimal("0"))
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["status", "heartbeat_at"], name="run_status_heartbeat"),
+            models.Index(fields=["status", "queued_at"], name="run_status_queued"),
+            models.Index(fields=["workspace", "status"], name="run_workspace_status"),
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["feature"],
+                condition=Q(status__in=["awaiting_approval", "queued", "running"]),
+                name="run_one_active_per_feature",
+            ),
+            models.UniqueConstraint(fields=["parent_run"], name="run_one_child_per_parent"),
+            models.CheckConstraint(
+                condition=Q(
+                    status__in=[
+                        "awaiting_approval",
+                        "queued",
+                        "running",
+                        "succeeded",
+                        "failed",
+                        "cancelled",
+                    ]
+                ),
+                name="run_status_valid",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"run #{self.pk} {self.stage.key} ({self.status})"
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in self.ACTIVE_STATUSES
+
+    @property
+    def duration(self) -> timedelta | None:
+        if self.started_at is None:
+            return None
+        return (self.finished_at or timezone.now()) - self.started_at
+
+    @property
+    def total_tokens(self) -> int:
+        return self.input_tokens + self.output_tokens
+
+
+class RunLog(models.Model):
+    class Level(models.TextChoices):
+        DEBUG = "debug", "Debug"
+        INFO = "info", "Info"
+        WARNING = "warning", "Warning"
+        ERROR = "error", "Error"
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="logs")
+    seq = models.PositiveIntegerField()
+    level = models.CharField(max_length=10, choices=Level.choices, default=Level.INFO)
+    message = models.TextField()
+    data = models.JSONField(default=dict, blank=True)
+    attempt = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["run", "seq"]
+        constraints = [models.UniqueConstraint(fields=["run", "seq"], name="runlog_seq_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.run_id}#{self.seq} {self.message[:60]}"
+
+
+class WorkerHeartbeat(models.Model):
+    worker_id = models.CharField(max_length=200, unique=True)
+    hostname = models.CharField(max_length=200)
+    pid = models.PositiveIntegerField()
+    concurrency = models.PositiveSmallIntegerField(default=1)
+    started_at = models.DateTimeField(default=timezone.now)
+    last_seen = models.DateTimeField(default=timezone.now)
+    current_run_ids = models.JSONField(default=list, blank=True)
+    stopped_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-last_seen"]
+
+    def __str__(self) -> str:
+        return self.worker_id
+
+    @property
+    def is_alive(self) -> bool:
+        return self.stopped_at is None and timezone.now() - self.last_seen < WORKER_STALE_AFTER
+
+    @classmethod
+    def alive(cls) -> models.QuerySet[WorkerHeartbeat]:
+        return cls.objects.filter(
+            stopped_at__isnull=True, last_seen__gte=timezone.now() - WORKER_STALE_AFTER
+        )

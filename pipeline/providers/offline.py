@@ -1,0 +1,137 @@
+"""The default provider: deterministic, offline and fast, with real output for every built-in skill.
+
+Documents carry exactly the sections their gates check, task lists are valid JSON with
+dependencies, and jury scores are numbers, so the whole product works with no network.
+
+Directives in a card's description let people (and tests) rehearse failures on purpose:
+``[offline:fail=permanent]``, ``[offline:fail=transient:2]`` (the first 2 attempts fail),
+``[offline:delay=1.5]`` (seconds per step), ``[offline:score=40]``, ``[offline:omit=Risks]``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import re
+from typing import Any
+
+from django.conf import settings
+
+from pipeline.providers.base import (
+    PermanentProviderError,
+    StepCancelled,
+    StepOutput,
+    StepRequest,
+    TransientProviderError,
+    Usage,
+)
+
+_DIRECTIVE = re.compile(r"\[offline:(\w+)=([^\]]*)\]")
+
+_TASK_TEMPLATES = [
+    ("Model the data for {t}", "Tables, constraints and migrations that {t} needs.", []),
+    ("Build the service layer for {t}", "Actions and validation behind {t}.", [0]),
+    ("Expose {t} in the API", "Endpoints, permissions and error answers for {t}.", [1]),
+    ("Build the UI for {t}", "Pages and components for {t}, phone-width included.", [2]),
+    ("Test {t} end to end", "Browser and integration tests that prove {t} works.", [2, 3]),
+    ("Document {t}", "README and help text for {t}.", [3]),
+]
+
+
+def directives(text: str) -> dict[str, str]:
+    return {key: value.strip() for key, value in _DIRECTIVE.findall(text)}
+
+
+def _seed(*parts: str) -> int:
+    return int(hashlib.sha256("\x00".join(parts).encode()).hexdigest()[:8], 16)
+
+
+def _sentences(title: str, section: str, description: str) -> str:
+    words = [w for w in re.findall(r"[A-Za-z][A-Za-z\-]{3,}", _DIRECTIVE.sub("", description))][:6]
+    focus = ", ".join(words) if words else title.lower()
+    return (
+        f"For **{title}**, the {section.lower()} centres on {focus}.\n\n"
+        f"- What a user of {title} needs from this part, stated so it can be checked.\n"
+        f"- The edge cases: empty input, concurrent edits, slow networks.\n"
+        f"- How we will know it works: a test or a metric for each point above.\n"
+    )
+
+
+class OfflineProvider:
+    name = "offline"
+
+    def generate(self, request: StepRequest) -> StepOutput:
+        found = directives(request.inputs.get("description", ""))
+        self._wait(request, found)
+        self._maybe_fail(request, found)
+        title = request.inputs.get("title", "Untitled")
+        if request.output == "tasks":
+            output = self._tasks(title)
+        elif request.output == "score":
+            output = self._score(request, title, found)
+        else:
+            output = StepOutput(text=self._document(request, title, found))
+        output.usage = Usage(
+            input_tokens=len(request.prompt) // 4, output_tokens=len(output.text) // 4
+        )
+        return output
+
+    def _wait(self, request: StepRequest, found: dict[str, str]) -> None:
+        delay = float(found.get("delay", settings.RUNWAY_OFFLINE_DELAY_SECONDS))
+        jitter = float(settings.RUNWAY_OFFLINE_JITTER_SECONDS)
+        if jitter:
+            delay += random.uniform(0, jitter)  # noqa: S311 - simulated latency, not security
+        # Waiting on the cancel event (not sleeping) lets Stop interrupt a slow step at once.
+        if delay > 0 and request.cancelled.wait(delay):
+            raise StepCancelled
+        if request.cancelled.is_set():
+            raise StepCancelled
+
+    def _maybe_fail(self, request: StepRequest, found: dict[str, str]) -> None:
+        fail = found.get("fail", "")
+        if fail == "permanent":
+            raise PermanentProviderError(
+                "The offline provider was told to fail ([offline:fail=permanent] in the "
+                "description). Remove the directive and retry."
+            )
+        if fail.startswith("transient"):
+            times = int(fail.partition(":")[2] or 1)
+            if request.attempt <= times:
+                raise TransientProviderError(
+                    f"Simulated overload (attempt {request.attempt} of the first {times} fail)",
+                    retry_after=0,
+                )
+
+    def _document(self, request: StepRequest, title: str, found: dict[str, str]) -> str:
+        omit = {s.strip().lower() for s in found.get("omit", "").split(",") if s.strip()}
+        heading = request.artifact_name.removesuffix(".md").replace("-", " ").capitalize()
+        parts = [f"# {heading}: {title}\n"]
+        for section in request.sections:
+            if section.lower() in omit:
+                continue
+            body = _sentences(title, section, request.inputs.get("description", ""))
+            if section == "Verdict":
+                body = "APPROVED. " + body
+            parts.append(f"## {section}\n\n{body}")
+        return "\n".join(parts)
+
+    def _tasks(self, title: str) -> StepOutput:
+        count = 3 + _seed(title) % 4  # 3 to 6 tasks, stable for a given title
+        tasks: list[dict[str, Any]] = []
+        for name, description, depends in _TASK_TEMPLATES[:count]:
+            tasks.append(
+                {
+                    "title": name.format(t=title)[:200],
+                    "description": description.format(t=title),
+                    "depends_on": [d for d in depends if d < count],
+                }
+            )
+        data = {"tasks": tasks}
+        return StepOutput(text=json.dumps(data, indent=2), data=data)
+
+    def _score(self, request: StepRequest, title: str, found: dict[str, str]) -> StepOutput:
+        score = float(found.get("score", 70 + _seed(title, "jury") % 26))
+        report = self._document(request, title, found)
+        report = report.replace("## Score\n\n", f"## Score\n\n**{score:.0f} / 100**\n\n", 1)
+        return StepOutput(text=report, data={"score": score}, metrics={"jury_score": score})

@@ -1,0 +1,90 @@
+"""Worker heartbeats: each worker's main process writes its WorkerHeartbeat row every 15 s.
+
+A thread in the main process (not a task) does it, so a worker whose pool is busy with long
+steps still shows as alive; a killed worker's row goes stale after 60 s.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+from typing import Any
+
+from celery.signals import worker_ready, worker_shutdown
+from django.conf import settings
+from django.db import close_old_connections, connection
+from django.utils import timezone
+
+logger = logging.getLogger(__name__)
+_stop = threading.Event()
+_state: dict[str, Any] = {}
+
+
+def record_worker_heartbeat(worker_id: str, concurrency: int) -> None:
+    from pipeline.models import Run, WorkerHeartbeat
+
+    running = list(
+        Run.objects.filter(
+            status=Run.Status.RUNNING, worker_id__startswith=f"{worker_id}/"
+        ).values_list("pk", flat=True)[:100]
+    )
+    WorkerHeartbeat.objects.update_or_create(
+        worker_id=worker_id,
+        defaults={
+            "hostname": socket.gethostname(),
+            "pid": os.getpid(),
+            "concurrency": concurrency,
+            "last_seen": timezone.now(),
+            "current_run_ids": running,
+            "stopped_at": None,
+        },
+        create_defaults={
+            "hostname": socket.gethostname(),
+            "pid": os.getpid(),
+            "concurrency": concurrency,
+            "started_at": timezone.now(),
+            "last_seen": timezone.now(),
+            "current_run_ids": running,
+        },
+    )
+
+
+def _loop(worker_id: str, concurrency: int) -> None:
+    try:
+        while True:
+            try:
+                close_old_connections()
+                record_worker_heartbeat(worker_id, concurrency)
+            except Exception:  # keep beating through a database restart
+                logger.warning("worker heartbeat failed", exc_info=True)
+            if _stop.wait(settings.RUNWAY_HEARTBEAT_SECONDS):
+                return
+    finally:
+        connection.close()
+
+
+@worker_ready.connect
+def _start_heartbeat(sender: Any = None, **_: Any) -> None:
+    worker_id = str(getattr(sender, "hostname", None) or socket.gethostname())
+    concurrency = int(getattr(getattr(sender, "controller", None), "concurrency", 1) or 1)
+    _state["worker_id"] = worker_id
+    _stop.clear()
+    threading.Thread(
+        target=_loop, args=(worker_id, concurrency), name="worker-heartbeat", daemon=True
+    ).start()
+
+
+@worker_shutdown.connect
+def _mark_stopped(**_: Any) -> None:
+    _stop.set()
+    worker_id = _state.get("worker_id")
+    if not worker_id:
+        return
+    from pipeline.models import WorkerHeartbeat
+
+    try:
+        WorkerHeartbeat.objects.filter(worker_id=worker_id).update(stopped_at=timezone.now())
+    except Exception:
+        logger.warning("could not mark worker %s stopped", worker_id, exc_info=True)
