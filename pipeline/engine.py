@@ -932,3 +932,22 @@ def rescue_stale_running(older_than: timedelta | None = None) -> tuple[int, int]
         ):
             failed += 1
     return requeued, failed
+
+
+def rescue_run(run: Run, user: User | None) -> bool:
+    """An operator declares a running run's worker dead: requeue it now (attempt is kept)."""
+    who = user.get_username() if user is not None else "the system"
+    with transaction.atomic():
+        moved = Run.objects.filter(pk=run.pk, status=Status.RUNNING, attempt=run.attempt).update(
+            status=Status.QUEUED,
+            queued_at=timezone.now(),
+            worker_id="",
+            error_kind=Run.ErrorKind.LOST,
+            error_message=f"Rescued by {who}",
+        )
+        if not moved:
+            return False
+        append_log(run.pk, f"Rescued by {who}; requeued", level=RunLog.Level.WARNING)
+        Feature.objects.filter(pk=run.feature_id).update(status=Feature.Status.QUEUED)
+        transaction.on_commit(partial(enqueue, run.pk))
+    return True

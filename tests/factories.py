@@ -1,0 +1,64 @@
+"""factory_boy factories. Workspaces come with their template's stages, recipes and an owner."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import factory
+from django.contrib.auth.models import User
+
+from features.actions import do_add_member, do_create_workspace
+from features.models import Feature, Membership, Stage, Workspace
+
+
+class UserFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = User
+        django_get_or_create = ("username",)
+        skip_postgeneration_save = True
+
+    username = factory.Sequence(lambda n: f"user{n}")
+    email = factory.LazyAttribute(lambda u: f"{u.username}@example.com")
+    password = factory.PostGenerationMethodCall("set_password", "password")
+
+    @factory.post_generation
+    def _save(obj: User, create: bool, extracted: Any, **kwargs: Any) -> None:  # noqa: N805
+        if create:
+            obj.save()
+
+
+class WorkspaceFactory(factory.Factory):
+    """Goes through do_create_workspace so stages, recipes and gates are the real ones."""
+
+    class Meta:
+        model = Workspace
+
+    name = factory.Sequence(lambda n: f"Workspace {n}")
+    slug = factory.Sequence(lambda n: f"workspace-{n}")
+    template = "quick"
+    owner = factory.SubFactory(UserFactory)
+
+    @classmethod
+    def _create(cls, model_class: type[Workspace], *args: Any, **kwargs: Any) -> Workspace:
+        return do_create_workspace(
+            name=kwargs["name"], slug=kwargs["slug"], template=kwargs["template"],
+            owner=kwargs["owner"],
+        )
+
+
+def add_member(workspace: Workspace, user: User, role: str = Membership.Role.MEMBER) -> Membership:
+    return do_add_member(workspace, user, role)
+
+
+class FeatureFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Feature
+
+    workspace = factory.SubFactory(WorkspaceFactory)
+    title = factory.Sequence(lambda n: f"Feature {n}")
+    description = "A feature described well enough to build."
+    kind = Feature.Kind.FEATURE
+    stage = factory.LazyAttribute(
+        lambda f: f.workspace.stages.filter(board=Stage.Board.FEATURE).order_by("position").first()
+    )
+    position = factory.Sequence(lambda n: n)

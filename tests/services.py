@@ -1,0 +1,57 @@
+"""pytest plugin (loaded with -p): the services the suite needs, before Django reads settings.
+
+With REDIS_URL set (CI sets it to the machine's Redis) that server must answer, or the run
+stops at once with the reason. Without it, an embedded Redis is started for the session as a
+managed child process and stopped at the end.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Generator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+
+from config.embedded_redis import EmbeddedRedis
+from config.redis_urls import for_redis_py
+
+_embedded: EmbeddedRedis | None = None
+
+
+def _check_redis(url: str) -> None:
+    client = redis.Redis.from_url(for_redis_py(url), socket_connect_timeout=3, socket_timeout=3)
+    try:
+        client.ping()
+        # Each run gets an empty database: leftovers of a killed run must not leak into this one.
+        client.flushdb()
+    except redis.RedisError as exc:
+        raise pytest.UsageError(f"REDIS_URL={url} is not reachable: {exc}") from exc
+    finally:
+        client.close()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_load_initial_conftests(
+    early_config: pytest.Config, parser: pytest.Parser, args: list[str]
+) -> Generator[None, Any, Any]:
+    global _embedded
+    url = os.environ.get("REDIS_URL")
+    if url:
+        _check_redis(url)
+    else:
+        folder = Path(tempfile.mkdtemp(prefix="runway-redis-"))
+        _embedded = EmbeddedRedis(folder / "redis.sock")
+        _embedded.start()
+        os.environ["REDIS_URL"] = _embedded.url
+    return (yield)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if _embedded is not None:
+        _embedded.stop()
+        shutil.rmtree(_embedded.socket_path.parent, ignore_errors=True)
