@@ -31,13 +31,13 @@ def make_story(template: str = "quick") -> Story:
     teammate = UserFactory(username="bob")
     viewer = UserFactory(username="vera")
     outsider = UserFactory(username="charlie")
-    workspace = WorkspaceFactory(name="Alice's team", slug="alices-team", template=template,
-                                 owner=owner)
+    workspace = WorkspaceFactory(
+        name="Alice's team", slug="alices-team", template=template, owner=owner
+    )
     add_member(workspace, teammate, Membership.Role.MEMBER)
     add_member(workspace, viewer, Membership.Role.VIEWER)
     # The outsider has a workspace of their own, so "not found" is about access, not emptiness.
-    WorkspaceFactory(name="Charlie's team", slug="charlies-team", template=template,
-                     owner=outsider)
+    WorkspaceFactory(name="Charlie's team", slug="charlies-team", template=template, owner=outsider)
     return Story(workspace, owner, teammate, viewer, outsider)
 
 
@@ -54,3 +54,28 @@ def delivery_story(db: None) -> Story:
 @pytest.fixture
 def product_story(db: None) -> Story:
     return make_story("product")
+
+
+@pytest.fixture
+def eager(settings, django_capture_on_commit_callbacks):
+    """Run Celery tasks inline when their on_commit enqueue fires: the whole chain, in-process.
+
+    Nothing is mocked: the same engine, executor and offline provider run, only without a broker.
+    Use `with eager() as callbacks:` around the call that starts work.
+    """
+    from config.celery import app
+
+    settings.RUNWAY_OFFLINE_DELAY_SECONDS = 0
+    previous = app.conf.task_always_eager, app.conf.task_eager_propagates
+    app.conf.task_always_eager = True
+    app.conf.task_eager_propagates = True
+    try:
+        yield lambda: django_capture_on_commit_callbacks(execute=True)
+    finally:
+        app.conf.task_always_eager, app.conf.task_eager_propagates = previous
+
+
+@pytest.fixture
+def no_enqueue(django_capture_on_commit_callbacks):
+    """Record on_commit callbacks (enqueues, events) without running them."""
+    return lambda: django_capture_on_commit_callbacks(execute=False)

@@ -17,6 +17,10 @@ from typing import Any
 import pytest
 import redis
 
+# Importing the config package loads the Celery app, which defaults the settings module to dev;
+# claim it for the tests first (pytest-django gives the environment precedence over the ini).
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.test")
+
 from config.embedded_redis import EmbeddedRedis
 from config.redis_urls import for_redis_py
 

@@ -12,3 +12,8 @@ def test_it_uses_the_configured_database_and_redis(db):
         assert client.ping()
     finally:
         client.close()
+
+
+def test_it_runs_on_the_test_settings():
+    assert settings.SETTINGS_MODULE == "config.settings.test"
+    assert settings.PASSWORD_HASHERS == ["django.contrib.auth.hashers.MD5PasswordHasher"]

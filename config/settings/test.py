@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
+from pathlib import Path
+
 from config.settings.base import *  # noqa: F403
-from config.settings.base import DATABASES, VAR_DIR
+from config.settings.base import DATABASES
 
 DEBUG = False
 SECRET_KEY = "test-only-insecure-key"  # noqa: S105
@@ -14,7 +18,10 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast log
 # live server would otherwise prefix "test_" twice on PostgreSQL).
 _default = DATABASES["default"]
 if _default["ENGINE"] == "django.db.backends.sqlite3":
-    _default["TEST"] = {"NAME": str(VAR_DIR / "test_runway.sqlite3")}
+    # One file per test session, so two suites on one machine never share a database.
+    _default["TEST"] = {
+        "NAME": str(Path(tempfile.gettempdir()) / f"runway-test-{os.getpid()}.sqlite3")
+    }
 else:
     _default["TEST"] = {"NAME": f"test_{_default['NAME']}"}
 

@@ -6,6 +6,7 @@ dependencies, and jury scores are numbers, so the whole product works with no ne
 Directives in a card's description let people (and tests) rehearse failures on purpose:
 ``[offline:fail=permanent]``, ``[offline:fail=transient:2]`` (the first 2 attempts fail),
 ``[offline:delay=1.5]`` (seconds per step), ``[offline:score=40]``, ``[offline:omit=Risks]``.
+A failure can target one skill of a recipe: ``[offline:fail=permanent@generate-tasks]``.
 """
 
 from __future__ import annotations
@@ -89,7 +90,9 @@ class OfflineProvider:
             raise StepCancelled
 
     def _maybe_fail(self, request: StepRequest, found: dict[str, str]) -> None:
-        fail = found.get("fail", "")
+        fail, _, target = found.get("fail", "").partition("@")
+        if target and target != request.skill_slug:
+            return
         if fail == "permanent":
             raise PermanentProviderError(
                 "The offline provider was told to fail ([offline:fail=permanent] in the "

@@ -1,0 +1,280 @@
+"""`manage.py pipeline ...`: the board and its pipelines from a shell or a script.
+
+Every subcommand calls the same services as the board and the API. Errors are one line on
+stderr and a non-zero exit; `--json` prints machine-readable output on stdout.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from argparse import ArgumentParser
+from typing import Any
+
+from django.contrib.auth.models import User
+from django.core.management.base import BaseCommand, CommandError
+from django.db.models import Count
+
+from features.actions import FeatureError, do_create_feature, do_move_feature
+from features.models import Feature, Stage, Workspace
+from pipeline import engine
+from pipeline.models import Run
+
+
+def feature_dict(feature: Feature, *, children: bool = False) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "id": feature.pk,
+        "title": feature.title,
+        "kind": feature.kind,
+        "workspace": feature.workspace.slug,
+        "stage": feature.stage.key,
+        "status": feature.status,
+        "status_note": feature.status_note,
+        "parent": feature.parent_id,
+        "position": feature.position,
+        "description": feature.description,
+    }
+    if children:
+        data["children"] = [
+            {"id": c.pk, "title": c.title, "kind": c.kind, "stage": c.stage.key, "status": c.status}
+            for c in feature.children.select_related("stage").order_by("id")
+        ]
+    return data
+
+
+def run_dict(run: Run) -> dict[str, Any]:
+    def iso(value: Any) -> str | None:
+        return value.isoformat() if value else None
+
+    return {
+        "id": run.pk,
+        "stage": run.stage.key,
+        "status": run.status,
+        "decision": run.decision,
+        "attempt": run.attempt,
+        "parent_run": run.parent_run_id,
+        "pipeline_next": run.pipeline_next,
+        "created_at": iso(run.created_at),
+        "started_at": iso(run.started_at),
+        "finished_at": iso(run.finished_at),
+        "duration_seconds": run.duration.total_seconds() if run.duration else None,
+        "error_kind": run.error_kind,
+        "error_message": run.error_message,
+    }
+
+
+class Command(BaseCommand):
+    help = "Create, move, launch, stop and inspect cards and their pipelines."
+
+    def add_arguments(self, parser: ArgumentParser) -> None:
+        parser.add_argument("--as", dest="as_user", help="Username recorded as the actor.")
+        sub = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+
+        create = sub.add_parser("create", help="Create a card; prints its id.")
+        create.add_argument("title")
+        create.add_argument("--description", default="")
+        create.add_argument("--parent", type=int)
+        create.add_argument("--kind", default=Feature.Kind.FEATURE, choices=Feature.Kind.values)
+        create.add_argument("--stage", help="Stage key (default: the board's first stage).")
+        create.add_argument("--workspace", help="Workspace slug (default: $RUNWAY_WORKSPACE).")
+        create.add_argument("--launch", action="store_true", help="Start its pipeline too.")
+        create.add_argument("--json", action="store_true")
+
+        for name, text in (
+            ("launch", "Start the card's pipeline (or resume it from the failed stage)."),
+            ("stop", "Stop the card's pipeline."),
+            ("retry", "Retry the card's last failed run."),
+        ):
+            action = sub.add_parser(name, help=text)
+            action.add_argument("id", type=int)
+            action.add_argument("--json", action="store_true")
+
+        move = sub.add_parser("move", help="Move a card to a stage.")
+        move.add_argument("id", type=int)
+        move.add_argument("stage")
+        move.add_argument("--note", default="")
+        move.add_argument("--json", action="store_true")
+
+        show = sub.add_parser("show", help="Show one card.")
+        show.add_argument("id", type=int)
+        show.add_argument("--children", action="store_true")
+        show.add_argument("--json", action="store_true")
+
+        listing = sub.add_parser("list", help="List cards.")
+        listing.add_argument("--stage")
+        listing.add_argument("--parent", type=int)
+        listing.add_argument("--kind", choices=Feature.Kind.values)
+        listing.add_argument("--workspace")
+        listing.add_argument("--json", action="store_true")
+
+        runs = sub.add_parser("runs", help="The card's run chain.")
+        runs.add_argument("id", type=int)
+        runs.add_argument("--json", action="store_true")
+
+        board = sub.add_parser("board", help="Columns with their counts.")
+        board.add_argument("--workspace")
+        board.add_argument("--json", action="store_true")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        self.actor = self._actor(options.get("as_user"))
+        handler = getattr(self, f"do_{options['action']}")
+        try:
+            handler(options)
+        except (FeatureError, engine.EngineError) as exc:
+            raise CommandError(str(exc)) from exc
+
+    # --- lookups ----------------------------------------------------------------------------
+
+    def _actor(self, username: str | None) -> User | None:
+        username = username or os.environ.get("RUNWAY_CLI_USER")
+        if not username:
+            return None
+        user = User.objects.filter(username=username).first()
+        if user is None:
+            raise CommandError(f"No user {username!r}.")
+        return user
+
+    def _workspace(self, slug: str | None) -> Workspace:
+        slug = slug or os.environ.get("RUNWAY_WORKSPACE")
+        if slug:
+            workspace = Workspace.objects.filter(slug=slug).first()
+            if workspace is None:
+                known = ", ".join(Workspace.objects.values_list("slug", flat=True)) or "none"
+                raise CommandError(f"No workspace {slug!r} (known: {known}).")
+            return workspace
+        workspace = Workspace.objects.order_by("id").first()
+        if workspace is None:
+            raise CommandError("No workspace yet: run `manage.py seed_demo` or create one.")
+        return workspace
+
+    def _feature(self, pk: int) -> Feature:
+        feature = Feature.objects.select_related("workspace", "stage").filter(pk=pk).first()
+        if feature is None:
+            raise CommandError(f"No card #{pk}.")
+        return feature
+
+    def _stage(self, workspace: Workspace, key: str) -> Stage:
+        stage = workspace.stages.filter(key=key).first()
+        if stage is None:
+            keys = ", ".join(workspace.stages.values_list("key", flat=True))
+            raise CommandError(f"No stage {key!r} in {workspace.slug} (stages: {keys}).")
+        return stage
+
+    def _emit(self, options: dict[str, Any], data: Any, text: str) -> None:
+        self.stdout.write(json.dumps(data, indent=2) if options.get("json") else text)
+
+    # --- subcommands --------------------------------------------------------------------------
+
+    def do_create(self, options: dict[str, Any]) -> None:
+        parent = self._feature(options["parent"]) if options["parent"] else None
+        workspace = parent.workspace if parent else self._workspace(options["workspace"])
+        if parent and options["workspace"] and options["workspace"] != workspace.slug:
+            raise CommandError(f"Card #{parent.pk} belongs to workspace {workspace.slug}.")
+        stage = self._stage(workspace, options["stage"]) if options["stage"] else None
+        feature = do_create_feature(
+            workspace,
+            title=options["title"],
+            description=options["description"],
+            kind=options["kind"],
+            parent=parent,
+            stage=stage,
+            user=self.actor,
+        )
+        data = feature_dict(feature)
+        if options["launch"]:
+            launched = engine.launch_pipeline(feature, self.actor)
+            data["run_id"], data["pipeline"] = launched.run.pk, launched.pipeline
+        self._emit(options, data, str(feature.pk))
+
+    def do_launch(self, options: dict[str, Any]) -> None:
+        launched = engine.launch_pipeline(self._feature(options["id"]), self.actor)
+        verb = "Resumed" if launched.resumed else "Launched"
+        self._emit(
+            options,
+            {"run_id": launched.run.pk, "pipeline": launched.pipeline, "resumed": launched.resumed},
+            f"{verb} run #{launched.run.pk}: {' → '.join(launched.pipeline)}",
+        )
+
+    def do_stop(self, options: dict[str, Any]) -> None:
+        stopped = engine.stop_pipeline(self._feature(options["id"]), self.actor)
+        self._emit(options, {"stopped": stopped}, f"Stopped {stopped} run(s).")
+
+    def do_retry(self, options: dict[str, Any]) -> None:
+        feature = self._feature(options["id"])
+        last = feature.runs.order_by("-created_at", "-id").first()
+        if last is None or last.status not in (Run.Status.FAILED, Run.Status.CANCELLED):
+            raise CommandError(f"Card #{feature.pk} has no failed run to retry.")
+        run = engine.retry_run(last, self.actor)
+        self._emit(
+            options,
+            {"run_id": run.pk, "retry_of": last.pk},
+            f"Retrying run #{last.pk} as run #{run.pk}",
+        )
+
+    def do_move(self, options: dict[str, Any]) -> None:
+        feature = self._feature(options["id"])
+        stage = self._stage(feature.workspace, options["stage"])
+        feature = do_move_feature(feature, stage, user=self.actor, note=options["note"])
+        self._emit(options, feature_dict(feature), f"#{feature.pk} is now in {stage.name}")
+
+    def do_show(self, options: dict[str, Any]) -> None:
+        feature = self._feature(options["id"])
+        data = feature_dict(feature, children=options["children"])
+        lines = [
+            f"#{feature.pk} {feature.title}",
+            f"  {feature.get_kind_display()} · {feature.stage.name} · "
+            f"{feature.get_status_display()}"
+            + (f" · parent #{feature.parent_id}" if feature.parent_id else ""),
+        ]
+        if feature.status_note:
+            lines.append(f"  {feature.status_note}")
+        for child in data.get("children", []):
+            lines.append(
+                f"  └ #{child['id']} [{child['kind']}] {child['title']} ({child['stage']})"
+            )
+        self._emit(options, data, "\n".join(lines))
+
+    def do_list(self, options: dict[str, Any]) -> None:
+        cards = Feature.objects.select_related("workspace", "stage").order_by(
+            "stage__board", "stage__position", "position", "id"
+        )
+        if options["parent"]:
+            cards = cards.filter(parent_id=options["parent"])
+        else:
+            cards = cards.filter(workspace=self._workspace(options["workspace"]))
+        if options["stage"]:
+            cards = cards.filter(stage__key=options["stage"])
+        if options["kind"]:
+            cards = cards.filter(kind=options["kind"])
+        rows = list(cards)
+        text = "\n".join(
+            f"#{c.pk:<5} {c.stage.key:<14} {c.kind:<9} {c.status:<18} {c.title}" for c in rows
+        )
+        self._emit(options, [feature_dict(c) for c in rows], text or "No cards.")
+
+    def do_runs(self, options: dict[str, Any]) -> None:
+        feature = self._feature(options["id"])
+        runs = list(feature.runs.select_related("stage").order_by("created_at", "id"))
+        text = "\n".join(
+            f"#{r.pk:<5} {r.stage.key:<14} {r.status:<17} attempt {r.attempt}"
+            + (f"  ← #{r.parent_run_id}" if r.parent_run_id else "")
+            + (f"  {r.duration.total_seconds():.2f}s" if r.duration else "")
+            + (f"  {r.error_message}" if r.error_message else "")
+            for r in runs
+        )
+        self._emit(options, [run_dict(r) for r in runs], text or "No runs.")
+
+    def do_board(self, options: dict[str, Any]) -> None:
+        workspace = self._workspace(options["workspace"])
+        stages = workspace.stages.annotate(cards=Count("features")).order_by("board", "position")
+        data = [
+            {"board": s.board, "stage": s.key, "name": s.name, "count": s.cards} for s in stages
+        ]
+        lines = [f"{workspace.name} ({workspace.slug})"]
+        board = None
+        for row in data:
+            if row["board"] != board:
+                board = row["board"]
+                lines.append(f"  {'Feature board' if board == 'feature' else 'Work board'}:")
+            lines.append(f"    {row['name'].upper()} ({row['count']})")
+        self._emit(options, data, "\n".join(lines))
