@@ -183,6 +183,8 @@ class Command(BaseCommand):
         data = feature_dict(feature)
         if options["launch"]:
             launched = engine.launch_pipeline(feature, self.actor)
+            feature.refresh_from_db()  # the launch may have moved the card and set its status
+            data = feature_dict(feature)
             data["run_id"], data["pipeline"] = launched.run.pk, launched.pipeline
         self._emit(options, data, str(feature.pk))
 
