@@ -24,10 +24,13 @@ def do_create_workspace(
         raise FeatureError(f"Unknown template {template!r}; choose one of {', '.join(TEMPLATES)}.")
     from skills.defaults import install_default_recipes
 
+    slug = slug or slugify(name)[:60]
+    if not slug:
+        raise FeatureError("A workspace needs a name with letters or digits.")
+    if Workspace.objects.filter(slug=slug).exists():
+        raise FeatureError(f"A workspace with the address {slug!r} exists; choose another name.")
     with transaction.atomic():
-        workspace = Workspace.objects.create(
-            name=name, slug=slug or slugify(name)[:60], template=template
-        )
+        workspace = Workspace.objects.create(name=name, slug=slug, template=template)
         stages = [
             Stage(
                 workspace=workspace,

@@ -33,7 +33,7 @@ from features.models import Artifact, Dependency, Feature, Stage, StageTransitio
 from pipeline.models import Run, RunLog
 from pipeline.runlog import append_log
 from skills.gates import ArtifactView, GateSpec, blocking_failures, evaluate
-from skills.models import StageRecipe
+from skills.models import Skill, StageRecipe
 
 logger = logging.getLogger(__name__)
 
@@ -145,6 +145,28 @@ def plan_from(workspace: Workspace, stages: list[Stage], start: Stage) -> list[S
     return plan
 
 
+def untrusted_skills(recipe: StageRecipe) -> list[str]:
+    return list(
+        recipe.steps.exclude(skill__trust=Skill.Trust.VETTED).values_list("skill__slug", flat=True)
+    )
+
+
+def entry_status(recipe: StageRecipe) -> tuple[str, str]:
+    """How a run starts when automation (not a person) enters the stage: (status, card note).
+
+    Skills that nobody vetted never run unattended: such a run waits for a person's Start.
+    """
+    if recipe.automation == Automation.HUMAN_APPROVAL:
+        return Status.AWAITING_APPROVAL, f"{recipe.stage.name} waits for someone to start it"
+    untrusted = untrusted_skills(recipe)
+    if untrusted:
+        return Status.AWAITING_APPROVAL, (
+            f"{recipe.stage.name} uses unvetted skill(s) {', '.join(untrusted)}: "
+            "a person must start it"
+        )
+    return Status.QUEUED, ""
+
+
 def _next_stage(stages: list[Stage], stage_id: int) -> Stage | None:
     index = next(i for i, s in enumerate(stages) if s.pk == stage_id)
     return stages[index + 1] if index + 1 < len(stages) else None
@@ -175,6 +197,7 @@ def _create_run(
     parent: Run | None,
     user: User | None,
     status: str = Status.QUEUED,
+    note: str = "",
     carry_from: Run | None = None,
 ) -> Run:
     recipe = runnable_recipe(stage)
@@ -214,9 +237,7 @@ def _create_run(
         if status == Status.AWAITING_APPROVAL
         else Feature.Status.QUEUED
     )
-    feature.status_note = (
-        f"{stage.name} waits for someone to start it" if status == Status.AWAITING_APPROVAL else ""
-    )
+    feature.status_note = note
     if status == Status.QUEUED:
         run_id = run.pk
         transaction.on_commit(lambda: enqueue(run_id))
@@ -329,11 +350,7 @@ def on_stage_entered(feature: Feature, *, user: User | None) -> Run | None:
     if recipe is None or recipe.automation == Automation.MANUAL:
         return None
     plan = plan_from(workspace, stages, stage)
-    status = (
-        Status.AWAITING_APPROVAL
-        if recipe.automation == Automation.HUMAN_APPROVAL
-        else (Status.QUEUED)
-    )
+    status, note = entry_status(recipe)
     run = _create_run(
         feature,
         stage,
@@ -341,6 +358,7 @@ def on_stage_entered(feature: Feature, *, user: User | None) -> Run | None:
         parent=None,
         user=user,
         status=status,
+        note=note,
     )
     _save_feature(feature, "status", "status_note")
     return run
@@ -615,18 +633,20 @@ def retry_later(
             level=RunLog.Level.WARNING,
             attempt=attempt,
         )
-        Feature.objects.filter(runs__pk=run_id).update(
-            status=Feature.Status.QUEUED,
-            status_note=f"Retrying at {next_at:%H:%M:%S} UTC after: {message}"[:500],
-        )
-        feature_id, workspace_id = Run.objects.values_list("feature_id", "workspace_id").get(
-            pk=run_id
-        )
-        events.publish_on_commit(
-            events.workspace_group(workspace_id), {"type": "card.changed", "feature_id": feature_id}
-        )
+        _mark_feature_queued(run_id, f"Retrying at {next_at:%H:%M:%S} UTC after: {message}")
         transaction.on_commit(lambda: enqueue(run_id, countdown=delay))
     return True
+
+
+def _mark_feature_queued(run_id: int, note: str = "") -> None:
+    """The card's run went back to the queue (retry, rescue): say so on the card, live."""
+    feature_id, workspace_id = Run.objects.values_list("feature_id", "workspace_id").get(pk=run_id)
+    Feature.objects.filter(pk=feature_id).update(
+        status=Feature.Status.QUEUED, status_note=note[:500], updated_at=timezone.now()
+    )
+    events.publish_on_commit(
+        events.workspace_group(workspace_id), {"type": "card.changed", "feature_id": feature_id}
+    )
 
 
 def complete_run(run_id: int, attempt: int, steps: list[StepResult], usage: dict[str, int]) -> bool:
@@ -793,11 +813,7 @@ def _advance(run: Run, feature: Feature, stages: list[Stage]) -> Run | None:
     if remaining and remaining[0] == next_stage.key and runnable_recipe(next_stage) is not None:
         recipe = runnable_recipe(next_stage)
         assert recipe is not None
-        status = (
-            Status.AWAITING_APPROVAL
-            if recipe.automation == Automation.HUMAN_APPROVAL
-            else (Status.QUEUED)
-        )
+        status, note = entry_status(recipe)
         next_run = _create_run(
             feature,
             next_stage,
@@ -805,6 +821,7 @@ def _advance(run: Run, feature: Feature, stages: list[Stage]) -> Run | None:
             parent=run,
             user=None,
             status=status,
+            note=note,
         )
         _save_feature(feature, "status", "status_note", "stage", "position")
         append_log(run.pk, f"Advanced to {next_stage.key}; next run #{next_run.pk}")
@@ -921,7 +938,7 @@ def rescue_stale_running(older_than: timedelta | None = None) -> tuple[int, int]
                         level=RunLog.Level.WARNING,
                         attempt=attempt,
                     )
-                    Feature.objects.filter(runs__pk=run_id).update(status=Feature.Status.QUEUED)
+                    _mark_feature_queued(run_id, "Requeued: its worker stopped responding")
                     transaction.on_commit(partial(enqueue, run_id))
         elif _finish_failed(
             run_id,
@@ -948,6 +965,6 @@ def rescue_run(run: Run, user: User | None) -> bool:
         if not moved:
             return False
         append_log(run.pk, f"Rescued by {who}; requeued", level=RunLog.Level.WARNING)
-        Feature.objects.filter(pk=run.feature_id).update(status=Feature.Status.QUEUED)
+        _mark_feature_queued(run.pk)
         transaction.on_commit(partial(enqueue, run.pk))
     return True

@@ -161,18 +161,14 @@ def parse_skill_dir(folder: Path) -> SkillDefinition:
     if len(outputs) != 1:
         raise SkillFormatError(skill_md, 1, "declare exactly one output under '## Outputs'")
     prompt = prompt_md.read_text(encoding="utf-8")
-    unknown = set(_PLACEHOLDER.findall(prompt)) - set(inputs) - {"sections"}
-    if unknown:
-        line_no = next(
-            i
-            for i, ln in enumerate(prompt.splitlines(), start=1)
-            if any(f"{{{{{u}}}}}" in ln.replace(" ", "") for u in unknown)
-        )
-        raise SkillFormatError(
-            prompt_md,
-            line_no,
-            f"placeholder(s) {', '.join(sorted(unknown))} not declared in Inputs",
-        )
+    allowed = set(inputs) | {"sections"}
+    for match in _PLACEHOLDER.finditer(prompt):
+        if match.group(1) not in allowed:
+            raise SkillFormatError(
+                prompt_md,
+                prompt.count("\n", 0, match.start()) + 1,
+                f"placeholder {{{{{match.group(1)}}}}} is not declared in SKILL.md's Inputs",
+            )
     artifact_name, output = outputs[0]
     return SkillDefinition(
         slug=folder.name,

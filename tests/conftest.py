@@ -27,17 +27,19 @@ class Story:
 
 
 def make_story(template: str = "quick") -> Story:
-    owner = UserFactory(username="alice")
-    teammate = UserFactory(username="bob")
-    viewer = UserFactory(username="vera")
-    outsider = UserFactory(username="charlie")
-    workspace = WorkspaceFactory(
+    owner = UserFactory.create(username="alice")
+    teammate = UserFactory.create(username="bob")
+    viewer = UserFactory.create(username="vera")
+    outsider = UserFactory.create(username="charlie")
+    workspace = WorkspaceFactory.create(
         name="Alice's team", slug="alices-team", template=template, owner=owner
     )
     add_member(workspace, teammate, Membership.Role.MEMBER)
     add_member(workspace, viewer, Membership.Role.VIEWER)
     # The outsider has a workspace of their own, so "not found" is about access, not emptiness.
-    WorkspaceFactory(name="Charlie's team", slug="charlies-team", template=template, owner=outsider)
+    WorkspaceFactory.create(
+        name="Charlie's team", slug="charlies-team", template=template, owner=outsider
+    )
     return Story(workspace, owner, teammate, viewer, outsider)
 
 

@@ -11,7 +11,7 @@ from features.actions import do_add_member, do_create_workspace
 from features.models import Feature, Membership, Stage, Workspace
 
 
-class UserFactory(factory.django.DjangoModelFactory):
+class UserFactory(factory.django.DjangoModelFactory[User]):
     class Meta:
         model = User
         django_get_or_create = ("username",)
@@ -22,12 +22,12 @@ class UserFactory(factory.django.DjangoModelFactory):
     password = factory.PostGenerationMethodCall("set_password", "password")
 
     @factory.post_generation
-    def _save(obj: User, create: bool, extracted: Any, **kwargs: Any) -> None:  # noqa: N805
+    def _save(obj: User, create: bool, extracted: Any, **kwargs: Any) -> None:
         if create:
             obj.save()
 
 
-class WorkspaceFactory(factory.Factory):
+class WorkspaceFactory(factory.Factory[Workspace]):
     """Goes through do_create_workspace so stages, recipes and gates are the real ones."""
 
     class Meta:
@@ -41,7 +41,9 @@ class WorkspaceFactory(factory.Factory):
     @classmethod
     def _create(cls, model_class: type[Workspace], *args: Any, **kwargs: Any) -> Workspace:
         return do_create_workspace(
-            name=kwargs["name"], slug=kwargs["slug"], template=kwargs["template"],
+            name=kwargs["name"],
+            slug=kwargs["slug"],
+            template=kwargs["template"],
             owner=kwargs["owner"],
         )
 
@@ -50,7 +52,7 @@ def add_member(workspace: Workspace, user: User, role: str = Membership.Role.MEM
     return do_add_member(workspace, user, role)
 
 
-class FeatureFactory(factory.django.DjangoModelFactory):
+class FeatureFactory(factory.django.DjangoModelFactory[Feature]):
     class Meta:
         model = Feature
 

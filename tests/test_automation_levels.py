@@ -104,3 +104,35 @@ def test_moving_a_card_into_a_fully_auto_stage_runs_the_pipeline_from_there(stor
     assert [r.stage.key for r in chain(feature)] == ["architecture", "tasks"]
     feature.refresh_from_db()
     assert feature.stage.key == "done"
+
+
+def test_an_unvetted_skill_never_runs_unattended(story, eager):
+    from skills.models import RecipeStep, Skill
+
+    tasks_recipe = StageRecipe.objects.get(stage=stage(story.workspace, "tasks"))
+    step = RecipeStep.objects.get(recipe=tasks_recipe)
+    community = Skill.objects.create(
+        workspace=story.workspace,
+        slug="community-tasks",
+        version=1,
+        name="Community tasks",
+        trust=Skill.Trust.COMMUNITY,
+        output=Skill.Output.TASKS,
+        artifact_name="tasks.json",
+        prompt_template="{{title}}",
+    )
+    RecipeStep.objects.filter(pk=step.pk).update(skill=community)
+    feature = card(story.workspace)
+    with eager():
+        engine.launch_pipeline(feature, story.owner)
+    first, waiting = chain(feature)
+    assert first.status == Run.Status.SUCCEEDED
+    assert waiting.status == Run.Status.AWAITING_APPROVAL
+    feature.refresh_from_db()
+    assert feature.status_note == (
+        "Tasks uses unvetted skill(s) community-tasks: a person must start it"
+    )
+    with eager():
+        engine.start_run(waiting, story.owner)
+    waiting.refresh_from_db()
+    assert waiting.status == Run.Status.SUCCEEDED

@@ -37,8 +37,10 @@ def test_a_rescued_zombie_cannot_write_its_result(story, no_enqueue):
     with no_enqueue():
         run = engine.launch_pipeline(feature, story.owner).run
         zombie = engine.claim_run(run.pk, "worker-a/1")
+        assert zombie is not None
         assert engine.rescue_run(zombie, None)
         successor = engine.claim_run(run.pk, "worker-b/2")
+        assert successor is not None
         assert successor.attempt == 2
         assert engine.complete_run(run.pk, zombie.attempt, [STEP], {}) is False
         assert engine.complete_run(run.pk, successor.attempt, [STEP], {}) is True

@@ -52,7 +52,7 @@ def stage(story: Story, key: str) -> Stage:
 
 
 def card(story: Story, key: str = "idea", **kwargs: Any) -> Feature:
-    return FeatureFactory(workspace=story.workspace, stage=stage(story, key), **kwargs)
+    return FeatureFactory.create(workspace=story.workspace, stage=stage(story, key), **kwargs)
 
 
 # --- create ----------------------------------------------------------------------------------
@@ -82,7 +82,7 @@ def test_it_puts_a_task_on_the_work_boards_todo(story: Story) -> None:
 def test_it_links_a_child_to_its_parent_and_the_parents_workspace(story: Story) -> None:
     # The parent lives in the second workspace, which is not the CLI's default one.
     other = story.outsider.memberships.get().workspace
-    parent = FeatureFactory(workspace=other)
+    parent = FeatureFactory.create(workspace=other)
 
     out = pipeline("create", "Sub-feature", "--parent", str(parent.pk))
 
@@ -319,7 +319,7 @@ def test_it_filters_the_list(story: Story) -> None:
     idea = card(story, "idea", title="An idea")
     epic = card(story, "architecture", kind=Feature.Kind.EPIC, title="An epic")
     task = card(story, "todo", kind=Feature.Kind.TASK, title="A task", parent=epic)
-    FeatureFactory(workspace=story.outsider.memberships.get().workspace, title="Not ours")
+    FeatureFactory.create(workspace=story.outsider.memberships.get().workspace, title="Not ours")
 
     def ids(*args: str) -> list[int]:
         return [row["id"] for row in pipeline_json("list", "--workspace", "alices-team", *args)]

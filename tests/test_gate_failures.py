@@ -39,6 +39,7 @@ def test_revert_moves_the_card_back(story, eager):
     feature.refresh_from_db()
     assert feature.stage.key == "idea"
     last = feature.transitions.last()
+    assert last is not None
     assert last.note.startswith("Reverted:")
     assert last.actor_run_id == chain(feature)[0].pk
 

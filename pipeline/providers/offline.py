@@ -6,7 +6,7 @@ dependencies, and jury scores are numbers, so the whole product works with no ne
 Directives in a card's description let people (and tests) rehearse failures on purpose:
 ``[offline:fail=permanent]``, ``[offline:fail=transient:2]`` (the first 2 attempts fail),
 ``[offline:delay=1.5]`` (seconds per step), ``[offline:score=40]``, ``[offline:omit=Risks]``.
-A failure can target one skill of a recipe: ``[offline:fail=permanent@generate-tasks]``.
+Any directive can target one skill of a recipe: ``[offline:fail=permanent@generate-tasks]``.
 """
 
 from __future__ import annotations
@@ -40,8 +40,14 @@ _TASK_TEMPLATES = [
 ]
 
 
-def directives(text: str) -> dict[str, str]:
-    return {key: value.strip() for key, value in _DIRECTIVE.findall(text)}
+def directives(text: str, skill_slug: str = "") -> dict[str, str]:
+    """The directives in `text` that apply to `skill_slug` (untargeted ones apply to all)."""
+    found: dict[str, str] = {}
+    for key, raw in _DIRECTIVE.findall(text):
+        value, _, target = raw.strip().partition("@")
+        if not target or target == skill_slug:
+            found[key] = value
+    return found
 
 
 def _seed(*parts: str) -> int:
@@ -63,7 +69,7 @@ class OfflineProvider:
     name = "offline"
 
     def generate(self, request: StepRequest) -> StepOutput:
-        found = directives(request.inputs.get("description", ""))
+        found = directives(request.inputs.get("description", ""), request.skill_slug)
         self._wait(request, found)
         self._maybe_fail(request, found)
         title = request.inputs.get("title", "Untitled")
@@ -90,9 +96,7 @@ class OfflineProvider:
             raise StepCancelled
 
     def _maybe_fail(self, request: StepRequest, found: dict[str, str]) -> None:
-        fail, _, target = found.get("fail", "").partition("@")
-        if target and target != request.skill_slug:
-            return
+        fail = found.get("fail", "")
         if fail == "permanent":
             raise PermanentProviderError(
                 "The offline provider was told to fail ([offline:fail=permanent] in the "

@@ -278,5 +278,5 @@ class Command(BaseCommand):
             if row["board"] != board:
                 board = row["board"]
                 lines.append(f"  {'Feature board' if board == 'feature' else 'Work board'}:")
-            lines.append(f"    {row['name'].upper()} ({row['count']})")
+            lines.append(f"    {str(row['name']).upper()} ({row['count']})")
         self._emit(options, data, "\n".join(lines))

@@ -1,0 +1,173 @@
+"""The operator's console for the skills catalog and each stage's recipe."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.contrib import admin
+from django.core.exceptions import ValidationError
+from django.db.models import QuerySet
+from django.forms.models import BaseInlineFormSet
+from django.http import HttpRequest
+from django.utils import timezone
+
+from features.admin import operator
+from features.models import Workspace
+from skills.models import Gate, RecipeStep, Skill, StageRecipe
+
+# A skill version is immutable once stored: past runs point at it and sync compares its checksum,
+# so a fix is a new version (edit the SKILL.md folder and sync), never an edit of this row.
+SKILL_CONTENT_FIELDS = (
+    "workspace",
+    "slug",
+    "version",
+    "name",
+    "description",
+    "source",
+    "output",
+    "artifact_name",
+    "prompt_template",
+    "input_schema",
+    "output_schema",
+    "tags",
+    "checksum",
+)
+
+
+@admin.register(Skill)
+class SkillAdmin(admin.ModelAdmin):
+    list_display = ("slug", "version", "name", "workspace", "trust", "output", "source")
+    list_filter = ("trust", "output", "source", "workspace")
+    search_fields = ("slug", "name", "description")
+    list_select_related = ("workspace",)
+
+    def get_readonly_fields(
+        self, request: HttpRequest, obj: Skill | None = None
+    ) -> tuple[str, ...]:
+        stamped = ("vetted_by", "vetted_at", "created_at")
+        return (*SKILL_CONTENT_FIELDS, *stamped) if obj is not None else stamped
+
+    def save_model(
+        self, request: HttpRequest, obj: Skill, form: forms.ModelForm, change: bool
+    ) -> None:
+        # Vetting is a person's decision: record who made it, and forget it when it is withdrawn.
+        if "trust" in form.changed_data or not change:
+            if obj.is_vetted:
+                obj.vetted_by, obj.vetted_at = operator(request), timezone.now()
+            else:
+                obj.vetted_by, obj.vetted_at = None, None
+        super().save_model(request, obj, form, change)
+
+
+def check_vetted(recipe: StageRecipe, skills: list[Skill]) -> None:
+    """DESIGN: a fully automatic recipe uses only vetted skills, since nobody reviews its output."""
+    if recipe.automation != StageRecipe.Automation.FULLY_AUTO:
+        return
+    unvetted = [str(skill) for skill in skills if not skill.is_vetted]
+    if unvetted:
+        raise ValidationError(
+            f"Fully automatic recipes may only use vetted skills, and {', '.join(unvetted)} "
+            "is not. Vet the skill or choose a level where a person reviews the result."
+        )
+
+
+class RecipeStepFormSet(BaseInlineFormSet):
+    def clean(self) -> None:
+        super().clean()
+        # The recipe form already holds the new automation level when its inlines are cleaned.
+        check_vetted(
+            self.instance,
+            [
+                form.cleaned_data["skill"]
+                for form in self.forms
+                if form.cleaned_data.get("skill") and not form.cleaned_data.get("DELETE")
+            ],
+        )
+
+
+class RecipeStepForm(forms.ModelForm):
+    class Meta:
+        model = RecipeStep
+        fields = (
+            "recipe",
+            "order",
+            "skill",
+            "provider",
+            "model",
+            "timeout_seconds",
+            "retry_count",
+            "params",
+            "input_mapping",
+            "output_mapping",
+        )
+
+    def clean(self) -> dict[str, Any]:
+        cleaned: dict[str, Any] = super().clean() or {}
+        if cleaned.get("recipe") and cleaned.get("skill"):
+            check_vetted(cleaned["recipe"], [cleaned["skill"]])
+        return cleaned
+
+
+class RecipeStepInline(admin.TabularInline):
+    model = RecipeStep
+    formset = RecipeStepFormSet
+    extra = 0
+    fields = (
+        "order",
+        "skill",
+        "provider",
+        "model",
+        "timeout_seconds",
+        "retry_count",
+        "params",
+        "input_mapping",
+        "output_mapping",
+    )
+    autocomplete_fields = ("skill",)
+    ordering = ("order",)
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[RecipeStep]:
+        return super().get_queryset(request).select_related("skill")
+
+
+class GateInline(admin.TabularInline):
+    model = Gate
+    extra = 0
+    fields = ("order", "name", "type", "config", "required", "failure_message")
+    ordering = ("order", "id")
+
+
+@admin.register(StageRecipe)
+class StageRecipeAdmin(admin.ModelAdmin):
+    list_display = ("stage", "workspace", "automation", "on_fail", "provider", "model", "enabled")
+    list_filter = ("automation", "on_fail", "enabled", "stage__workspace")
+    search_fields = ("stage__key", "stage__name", "stage__workspace__slug")
+    list_select_related = ("stage__workspace",)
+    autocomplete_fields = ("stage",)
+    readonly_fields = ("updated_at",)
+    inlines = (RecipeStepInline, GateInline)
+
+    @admin.display(description="workspace", ordering="stage__workspace__name")
+    def workspace(self, obj: StageRecipe) -> Workspace:
+        return obj.stage.workspace
+
+
+@admin.register(RecipeStep)
+class RecipeStepAdmin(admin.ModelAdmin):
+    list_display = ("recipe", "order", "skill", "provider", "model", "timeout_seconds")
+    list_filter = ("recipe__stage__workspace", "skill__slug")
+    search_fields = ("skill__slug", "recipe__stage__key")
+    list_select_related = ("recipe__stage__workspace", "skill")
+    autocomplete_fields = ("skill",)
+    raw_id_fields = ("recipe",)
+    form = RecipeStepForm
+
+
+@admin.register(Gate)
+class GateAdmin(admin.ModelAdmin):
+    list_display = ("name", "recipe", "type", "required", "order")
+    list_filter = ("type", "required", "recipe__stage__workspace")
+    search_fields = ("name", "recipe__stage__key")
+    list_select_related = ("recipe__stage__workspace",)
+    raw_id_fields = ("recipe",)

@@ -1,0 +1,167 @@
+"""Real Celery worker and beat processes for integration tests, on the test database."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.db import connection
+
+ROOT = Path(settings.BASE_DIR)
+
+# Fast clocks so a killed worker is rescued in seconds, not minutes.
+FAST_ENGINE = {
+    "RUNWAY_HEARTBEAT_SECONDS": "1",
+    "RUNWAY_RESCUE_AFTER_SECONDS": "4",
+    "RUNWAY_DISPATCH_AFTER_SECONDS": "3",
+    "RUNWAY_SWEEP_SECONDS": "1",
+    "RUNWAY_RETRY_BASE_SECONDS": "0.2",
+    "RUNWAY_OFFLINE_DELAY_SECONDS": "0",
+}
+
+
+def shared_database_url() -> str:
+    db = connection.settings_dict
+    if db["ENGINE"] == "django.db.backends.sqlite3":
+        return f"sqlite:///{db['NAME']}"
+    auth = db["USER"] + (f":{db['PASSWORD']}" if db.get("PASSWORD") else "")
+    return f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+
+
+def wait_until(condition: Callable[[], Any], *, timeout: float, what: str) -> Any:
+    """Poll with a deadline: the only honest way to wait for another process."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+class Process:
+    def __init__(self, name: str, argv: list[str], env: dict[str, str]) -> None:
+        self.name = name
+        self.log_path = Path(tempfile.gettempdir()) / f"runway-{name}-{os.getpid()}.log"
+        self._log = self.log_path.open("ab")
+        self.popen = subprocess.Popen(
+            argv,
+            cwd=ROOT,
+            env=env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+
+    def alive(self) -> bool:
+        return self.popen.poll() is None
+
+    def kill(self) -> None:
+        """SIGKILL the whole process group: the main process and its pool children at once."""
+        if self.alive():
+            os.killpg(self.popen.pid, signal.SIGKILL)
+            self.popen.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.alive():
+            os.killpg(self.popen.pid, signal.SIGTERM)
+            try:
+                self.popen.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        self._log.close()
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+class Stack:
+    """Beat plus workers against the test database and the test Redis."""
+
+    def __init__(self, extra_env: dict[str, str] | None = None) -> None:
+        self.env = {
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "config.settings.test",
+            "DATABASE_URL": shared_database_url(),
+            "PYTHONUNBUFFERED": "1",
+            **FAST_ENGINE,
+            **(extra_env or {}),
+        }
+        self.workers: list[Process] = []
+        self.beat: Process | None = None
+        self._count = 0
+
+    def start_worker(self, concurrency: int = 2) -> Process:
+        self._count += 1
+        nodename = f"w{self._count}-{os.getpid()}@test"
+        worker = Process(
+            f"worker{self._count}",
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "config",
+                "worker",
+                "--loglevel=INFO",
+                f"--concurrency={concurrency}",
+                "-Q",
+                "runway",
+                "-n",
+                nodename,
+                "--without-mingle",
+                "--without-gossip",
+            ],
+            self.env,
+        )
+        self.workers.append(worker)
+        from pipeline.models import WorkerHeartbeat
+
+        wait_until(
+            lambda: (
+                (worker.alive() and WorkerHeartbeat.objects.filter(worker_id=nodename).exists())
+                or not worker.alive()
+            ),
+            timeout=60,
+            what=f"worker {nodename} to report ready",
+        )
+        if not worker.alive():
+            raise AssertionError(f"worker exited early:\n{worker.log()[-3000:]}")
+        return worker
+
+    def start_beat(self) -> Process:
+        schedule = Path(tempfile.mkdtemp(prefix="runway-beat-")) / "schedule"
+        self.beat = Process(
+            "beat",
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "config",
+                "beat",
+                "--loglevel=INFO",
+                f"--schedule={schedule}",
+            ],
+            self.env,
+        )
+        return self.beat
+
+    def stop(self) -> None:
+        for process in [*self.workers, *([self.beat] if self.beat else [])]:
+            process.stop()
+
+    def logs(self) -> str:
+        parts = [f"--- {p.name}\n{p.log()[-4000:]}" for p in self.workers]
+        if self.beat:
+            parts.append(f"--- beat\n{self.beat.log()[-2000:]}")
+        return "\n".join(parts)

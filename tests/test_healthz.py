@@ -1,0 +1,98 @@
+"""GET /healthz: database, broker (the real Redis) and workers, 503 when a part is down."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.test import Client
+from django.utils import timezone
+
+from pipeline.models import WorkerHeartbeat
+
+
+def _heartbeat(worker_id: str = "celery@box", **kwargs) -> WorkerHeartbeat:
+    return WorkerHeartbeat.objects.create(
+        worker_id=worker_id, hostname="box", pid=4242, concurrency=2, **kwargs
+    )
+
+
+def _get() -> tuple[int, dict]:
+    response = Client().get("/healthz")
+    assert response["Content-Type"] == "application/json"
+    return response.status_code, response.json()
+
+
+pytestmark = pytest.mark.django_db
+
+
+def test_it_reports_database_broker_and_workers():
+    _, report = _get()
+
+    assert set(report) >= {"ok", "database", "broker", "workers"}
+    assert report["database"]["ok"] is True
+    assert report["broker"]["ok"] is True
+    assert isinstance(report["broker"]["messages_waiting"], int)
+
+
+def test_it_answers_503_when_no_worker_is_alive():
+    status, report = _get()
+
+    assert status == 503
+    assert report["ok"] is False
+    assert report["workers"]["ok"] is False
+    assert report["workers"]["alive"] == 0
+    assert "no worker alive" in report["workers"]["error"]
+
+
+def test_it_answers_200_with_a_fresh_heartbeat():
+    _heartbeat(last_seen=timezone.now(), current_run_ids=[7])
+
+    status, report = _get()
+
+    assert status == 200
+    assert report["ok"] is True
+    assert report["workers"]["ok"] is True
+    assert report["workers"]["alive"] == 1
+    (worker,) = report["workers"]["workers"]
+    assert worker["worker_id"] == "celery@box"
+    assert worker["current_run_ids"] == [7]
+
+
+def test_it_counts_a_stale_heartbeat_as_dead():
+    _heartbeat(last_seen=timezone.now() - timedelta(minutes=2))
+
+    status, report = _get()
+
+    assert status == 503
+    assert report["workers"]["ok"] is False
+    assert report["workers"]["alive"] == 0
+
+
+def test_it_counts_a_stopped_worker_as_dead():
+    _heartbeat(last_seen=timezone.now(), stopped_at=timezone.now())
+
+    status, report = _get()
+
+    assert status == 503
+    assert report["workers"]["alive"] == 0
+
+
+def test_it_lists_only_the_live_workers():
+    _heartbeat("celery@old", last_seen=timezone.now() - timedelta(minutes=2))
+    _heartbeat("celery@new", last_seen=timezone.now())
+
+    status, report = _get()
+
+    assert status == 200
+    assert [w["worker_id"] for w in report["workers"]["workers"]] == ["celery@new"]
+
+
+def test_it_is_not_cached():
+    response = Client().get("/healthz")
+
+    assert "no-cache" in response["Cache-Control"] or "max-age=0" in response["Cache-Control"]
+
+
+def test_it_refuses_post():
+    assert Client().post("/healthz").status_code == 405

@@ -1,0 +1,157 @@
+"""The board websocket: members receive their workspace's events; nobody else connects.
+
+Users are authenticated the way a browser is, with a session cookie, through the same
+AuthMiddlewareStack as config.asgi; events go through the real Redis channel layer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from asgiref.sync import async_to_sync, sync_to_async
+from channels.auth import AuthMiddlewareStack
+from channels.routing import URLRouter
+from channels.testing import WebsocketCommunicator
+from django.conf import settings
+from django.test import Client
+
+from config.routing import websocket_urlpatterns
+from features.actions import do_create_feature
+from features.events import publish, workspace_group
+from features.models import Workspace
+from tests.conftest import make_story
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+application = AuthMiddlewareStack(URLRouter(websocket_urlpatterns))
+
+EVENT = {"type": "card.changed", "feature_id": 41, "stage_id": 3, "previous_stage_id": 2}
+
+
+@dataclass
+class Session:
+    connected: bool
+    code: Any
+    received: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _cookie_for(user) -> list[tuple[bytes, bytes]]:
+    if user is None:
+        return []
+    client = Client()
+    client.force_login(user)
+    session = client.cookies[settings.SESSION_COOKIE_NAME].value
+    return [(b"cookie", f"{settings.SESSION_COOKIE_NAME}={session}".encode())]
+
+
+def _session(
+    user, slug: str, *, then: Callable[[], None] | None = None, expect: int = 0
+) -> Session:
+    """Connect as `user`; once accepted, run `then` (sync) and collect `expect` messages."""
+    headers = _cookie_for(user)
+
+    async def scenario() -> Session:
+        communicator = WebsocketCommunicator(
+            application, f"/ws/workspaces/{slug}/", headers=headers
+        )
+        connected, code = await communicator.connect()
+        session = Session(connected, code)
+        if not connected:
+            return session
+        if then is not None:
+            await sync_to_async(then)()
+        for _ in range(expect):
+            session.received.append(await communicator.receive_json_from(timeout=3))
+        # Nothing beyond what was expected, e.g. another workspace's events.
+        assert await communicator.receive_nothing(timeout=0.2)
+        await communicator.disconnect()
+        return session
+
+    return async_to_sync(scenario)()
+
+
+def test_it_lets_a_member_connect_and_receive_card_events():
+    story = make_story()
+    group = workspace_group(story.workspace.pk)
+
+    session = _session(
+        story.teammate, story.workspace.slug, then=lambda: publish(group, EVENT), expect=1
+    )
+
+    assert session.connected is True
+    assert session.received == [EVENT]
+
+
+def test_it_lets_a_viewer_watch_the_board():
+    story = make_story()
+    group = workspace_group(story.workspace.pk)
+
+    session = _session(
+        story.viewer, story.workspace.slug, then=lambda: publish(group, EVENT), expect=1
+    )
+
+    assert session.received == [EVENT]
+
+
+def test_it_pushes_a_card_created_by_a_teammate_after_commit():
+    story = make_story()
+    created = []
+
+    def create() -> None:
+        created.append(do_create_feature(story.workspace, title="Checkout", user=story.owner))
+
+    session = _session(story.teammate, story.workspace.slug, then=create, expect=1)
+
+    (card,) = created
+    assert session.received == [
+        {
+            "type": "card.changed",
+            "feature_id": card.pk,
+            "stage_id": card.stage_id,
+            "previous_stage_id": None,
+        }
+    ]
+
+
+def test_it_sends_a_member_no_events_of_another_workspace():
+    story = make_story()
+    other = Workspace.objects.get(slug="charlies-team")
+
+    session = _session(
+        story.teammate,
+        story.workspace.slug,
+        then=lambda: publish(workspace_group(other.pk), EVENT),
+        expect=0,
+    )
+
+    assert session.connected is True
+    assert session.received == []
+
+
+def test_it_refuses_an_outsider():
+    story = make_story()
+
+    session = _session(story.outsider, story.workspace.slug)
+
+    assert session.connected is False
+    assert session.code == 4404
+
+
+def test_it_refuses_an_anonymous_user():
+    story = make_story()
+
+    session = _session(None, story.workspace.slug)
+
+    assert session.connected is False
+    assert session.code == 4404
+
+
+def test_it_refuses_a_workspace_that_does_not_exist():
+    story = make_story()
+
+    session = _session(story.owner, "no-such-workspace")
+
+    assert session.connected is False
