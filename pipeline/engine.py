@@ -249,10 +249,12 @@ def _create_run(
 
 
 def _lock_feature(feature_id: int) -> Feature:
-    return (
-        Feature.objects.select_for_update(of=("self",))
-        .select_related("workspace", "workspace__stop_stage", "stage")
-        .get(pk=feature_id)
+    # Lock the bare row first: PostgreSQL re-checks a locked row's joins against the *old*
+    # joined rows when a concurrent transaction changed the card's stage, and would then
+    # return nothing. Read the card with its relations once the lock is held.
+    Feature.objects.select_for_update().filter(pk=feature_id).values_list("pk").get()
+    return Feature.objects.select_related("workspace", "workspace__stop_stage", "stage").get(
+        pk=feature_id
     )
 
 
