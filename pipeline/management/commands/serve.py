@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -53,11 +54,17 @@ class Command(BaseCommand):
     def _run_procfile(self) -> None:
         bin_dir = Path(sys.executable).parent
         env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"}
-        env.setdefault("DJANGO_SETTINGS_MODULE", os.environ.get("DJANGO_SETTINGS_MODULE", ""))
-        env["REDIS_URL"] = settings.REDIS_URL
         env["PYTHONUNBUFFERED"] = "1"
         command = [str(bin_dir / "honcho"), "start", "-f", str(settings.BASE_DIR / "Procfile")]
-        try:
-            subprocess.run(command, cwd=settings.BASE_DIR, env=env, check=False)
-        except KeyboardInterrupt:
-            self.stdout.write("Stopped.")
+        honcho = subprocess.Popen(command, cwd=settings.BASE_DIR, env=env)
+
+        # Ctrl-C reaches the whole terminal group, but `kill` or a supervisor signals only us:
+        # pass it on so honcho stops web, worker and beat before the embedded Redis goes.
+        def forward(signum: int, _frame: object) -> None:
+            if honcho.poll() is None:
+                honcho.send_signal(signum)
+
+        signal.signal(signal.SIGINT, forward)
+        signal.signal(signal.SIGTERM, forward)
+        honcho.wait()
+        self.stdout.write("Stopped.")
