@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.contrib.auth.models import User
 from django.db import transaction
-from django.db.models import F, Max
+from django.db.models import Case, F, Max, Value, When
 from django.utils import timezone
 from django.utils.text import slugify
 
@@ -126,19 +126,34 @@ def do_create_feature(
         StageTransition.objects.create(
             feature=feature, to_stage=stage, actor_user=user, note="Created"
         )
-        events.card_changed_on_commit(feature)
+        events.card_changed_on_commit(feature, created=True)
     return feature
 
 
 def insert_into_column(feature: Feature, stage: Stage, position: int | None) -> None:
-    """Place the card at `position` in `stage`, shifting the cards below it in one UPDATE."""
+    """Place the card at index `position` of `stage` (None: at the end).
+
+    The column is renumbered 0..n-1 in one UPDATE, touching only the cards whose number
+    changes, so a drop between two cards lands exactly there however sparse the old numbers.
+    """
     if position is None:
         feature.position = _next_position(stage)
-    else:
-        Feature.objects.filter(stage=stage, position__gte=position).exclude(pk=feature.pk).update(
-            position=F("position") + 1
+        feature.stage = stage
+        return
+    order = list(
+        Feature.objects.filter(stage=stage)
+        .exclude(pk=feature.pk)
+        .order_by("position", "id")
+        .values_list("pk", "position")
+    )
+    position = max(0, min(position, len(order)))
+    order.insert(position, (feature.pk, -1))
+    changed = {pk: i for i, (pk, old) in enumerate(order) if old != i and pk != feature.pk}
+    if changed:
+        Feature.objects.filter(pk__in=changed).update(
+            position=Case(*(When(pk=pk, then=Value(i)) for pk, i in changed.items()))
         )
-        feature.position = position
+    feature.position = position
     feature.stage = stage
 
 

@@ -6,10 +6,12 @@ sees a state the database does not hold, and a missed event is repaired by the n
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import os
+import threading
 from typing import Any
 
-from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.db import transaction
 
@@ -26,13 +28,46 @@ def run_group(run_id: int) -> str:
     return f"run.{run_id}"
 
 
+class _Publisher:
+    """One event loop per process, in its own thread, for every group_send.
+
+    channels-redis keeps a connection pool per event loop, so `async_to_sync` (a fresh loop
+    per call) paid a new Redis connection for every event. A long-lived loop reuses one, and
+    publishing also works from a thread that already runs a loop of its own.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._pid = 0
+
+    def _running_loop(self) -> asyncio.AbstractEventLoop:
+        with self._lock:
+            if self._loop is None or self._pid != os.getpid():  # new process after a fork
+                loop = asyncio.new_event_loop()
+                threading.Thread(
+                    target=loop.run_forever, name="event-publisher", daemon=True
+                ).start()
+                self._loop, self._pid = loop, os.getpid()
+            return self._loop
+
+    def send(self, group: str, event: dict[str, Any], timeout: float = 3.0) -> None:
+        layer = get_channel_layer()
+        if layer is None:
+            return
+        future = asyncio.run_coroutine_threadsafe(
+            layer.group_send(group, event), self._running_loop()
+        )
+        future.result(timeout)
+
+
+_publisher = _Publisher()
+
+
 def publish(group: str, event: dict[str, Any]) -> None:
     """Best effort: a lost event costs a stale card until the next event or reconnect."""
-    layer = get_channel_layer()
-    if layer is None:
-        return
     try:
-        async_to_sync(layer.group_send)(group, event)
+        _publisher.send(group, event)
     except Exception as exc:  # the broker being down must not fail a write that committed
         logger.warning("could not publish %s to %s: %s", event.get("type"), group, exc)
 
@@ -41,16 +76,43 @@ def publish_on_commit(group: str, event: dict[str, Any]) -> None:
     transaction.on_commit(lambda: publish(group, event))
 
 
-def card_changed_on_commit(feature: Feature, *, previous_stage_id: int | None = None) -> None:
-    publish_on_commit(
-        workspace_group(feature.workspace_id),
-        {
-            "type": "card.changed",
-            "feature_id": feature.pk,
-            "stage_id": feature.stage_id,
-            "previous_stage_id": previous_stage_id,
-        },
-    )
+_pending = threading.local()
+
+
+def card_changed_on_commit(
+    feature: Feature, *, previous_stage_id: int | None = None, created: bool = False
+) -> None:
+    """Tell the board a card changed. One transaction's changes go out as one event per
+    workspace, so a hop that touches a card five times re-renders it once.
+
+    Columns are named when a card entered or left them (they need their order and count
+    redrawn); other cards are redrawn in place.
+    """
+    pending: dict[int, dict[str, set[int]]] = getattr(_pending, "cards", None) or {}
+    _pending.cards = pending
+    entry = pending.setdefault(feature.workspace_id, {"feature_ids": set(), "stage_ids": set()})
+    entry["feature_ids"].add(feature.pk)
+    if created or (previous_stage_id is not None and previous_stage_id != feature.stage_id):
+        entry["stage_ids"].add(feature.stage_id)
+        if previous_stage_id is not None:
+            entry["stage_ids"].add(previous_stage_id)
+    # Registered per change: after a rollback the buffered ids go out with the next commit,
+    # which only redraws cards from the database once more.
+    transaction.on_commit(_flush_cards)
+
+
+def _flush_cards() -> None:
+    pending: dict[int, dict[str, set[int]]] = getattr(_pending, "cards", None) or {}
+    _pending.cards = None
+    for workspace_id, entry in pending.items():
+        publish(
+            workspace_group(workspace_id),
+            {
+                "type": "cards.changed",
+                "feature_ids": sorted(entry["feature_ids"]),
+                "stage_ids": sorted(entry["stage_ids"]),
+            },
+        )
 
 
 def toast_on_commit(workspace_id: int, message: str, *, level: str = "info", **extra: Any) -> None:

@@ -24,12 +24,14 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
-from django.db.models import Count, F, Max, Q
+from django.db.models import Count, F, Max, Q, Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from features import events
 from features.actions import insert_into_column
 from features.models import Artifact, Dependency, Feature, Stage, StageTransition, Workspace
+from pipeline.health import broker_backlog
 from pipeline.models import Run, RunLog
 from pipeline.runlog import append_log
 from skills.gates import ArtifactView, GateSpec, blocking_failures, evaluate
@@ -38,6 +40,8 @@ from skills.models import Skill, StageRecipe
 logger = logging.getLogger(__name__)
 
 Status = Run.Status
+# A countdown message may arrive a little before the backoff it waits for has passed.
+CLAIM_EARLY = timedelta(seconds=1)
 Automation = StageRecipe.Automation
 OnFail = StageRecipe.OnFail
 
@@ -218,6 +222,9 @@ def _create_run(
                 status=status,
                 parent_run=parent,
                 pipeline_next=pipeline_next,
+                pipeline_index=(parent.pipeline_index + 1)
+                if parent is not None and parent.stage_id != stage.pk
+                else 1,
                 triggered_by=user,
                 max_attempts=settings.RUNWAY_MAX_ATTEMPTS,
                 created_at=now,
@@ -239,12 +246,8 @@ def _create_run(
     )
     feature.status_note = note
     if status == Status.QUEUED:
-        run_id = run.pk
-        transaction.on_commit(lambda: enqueue(run_id))
-    events.publish_on_commit(
-        events.workspace_group(feature.workspace_id),
-        {"type": "run.changed", "run_id": run.pk, "feature_id": feature.pk},
-    )
+        transaction.on_commit(partial(enqueue, run.pk), robust=True)
+    events.card_changed_on_commit(feature)
     return run
 
 
@@ -256,6 +259,13 @@ def _lock_feature(feature_id: int) -> Feature:
     return Feature.objects.select_related("workspace", "workspace__stop_stage", "stage").get(
         pk=feature_id
     )
+
+
+def _lock_card_of(run_id: int) -> Feature:
+    """Every path that changes a run and its card locks the card first, then the run: one order,
+    so completion, stop, retry and rescue serialise instead of deadlocking on PostgreSQL."""
+    feature_id = Run.objects.values_list("feature_id", flat=True).get(pk=run_id)
+    return _lock_feature(feature_id)
 
 
 def _has_active_run(feature: Feature) -> bool:
@@ -450,18 +460,18 @@ def retry_run(run: Run, user: User | None) -> Run:
 def start_run(run: Run, user: User | None) -> Run:
     """Start a run that waits for approval (human_approval stages)."""
     with transaction.atomic():
+        feature = _lock_card_of(run.pk)
         now = timezone.now()
         started = Run.objects.filter(pk=run.pk, status=Status.AWAITING_APPROVAL).update(
             status=Status.QUEUED, queued_at=now, triggered_by=user
         )
         if not started:
             raise EngineError(f"Run #{run.pk} is not waiting for approval.")
-        feature = _lock_feature(run.feature_id)
         feature.status, feature.status_note = Feature.Status.QUEUED, ""
         _save_feature(feature, "status", "status_note")
         who = user.get_username() if user is not None else "the system"
         append_log(run.pk, f"Started by {who}")
-        transaction.on_commit(lambda: enqueue(run.pk))
+        transaction.on_commit(partial(enqueue, run.pk), robust=True)
     run.refresh_from_db()
     return run
 
@@ -469,17 +479,18 @@ def start_run(run: Run, user: User | None) -> Run:
 def accept_run(run: Run, user: User | None) -> Run | None:
     """Accept a result that waits for a decision; the chain goes on. Returns the next run."""
     with transaction.atomic():
+        feature = _lock_card_of(run.pk)
         decided = Run.objects.filter(
             pk=run.pk, status=Status.SUCCEEDED, decision=Run.Decision.PENDING
         ).update(decision=Run.Decision.ACCEPTED)
         if not decided:
             raise EngineError(f"Run #{run.pk} has no result waiting for a decision.")
-        feature = _lock_feature(run.feature_id)
         run = Run.objects.select_related("stage").get(pk=run.pk)
         who = user.get_username() if user is not None else "the system"
         append_log(run.pk, f"Result accepted by {who}")
-        if _has_active_run(feature) or feature.stage_id != run.stage_id:
-            # The card moved on meanwhile; accepting records the decision only.
+        if _has_active_run(feature):
+            return None  # the card moved on and has other work: the decision is recorded
+        if feature.stage_id != run.stage_id:
             feature.status, feature.status_note = Feature.Status.IDLE, ""
             _save_feature(feature, "status", "status_note")
             return None
@@ -489,17 +500,18 @@ def accept_run(run: Run, user: User | None) -> Run | None:
 
 def reject_run(run: Run, user: User | None, reason: str = "") -> None:
     with transaction.atomic():
+        feature = _lock_card_of(run.pk)
         decided = Run.objects.filter(
             pk=run.pk, status=Status.SUCCEEDED, decision=Run.Decision.PENDING
         ).update(decision=Run.Decision.REJECTED, pipeline_next=[])
         if not decided:
             raise EngineError(f"Run #{run.pk} has no result waiting for a decision.")
-        feature = _lock_feature(run.feature_id)
         who = user.get_username() if user is not None else "the system"
         note = f"Result rejected by {who}" + (f": {reason}" if reason else "")
         append_log(run.pk, note, level=RunLog.Level.WARNING)
-        feature.status, feature.status_note = Feature.Status.IDLE, note[:500]
-        _save_feature(feature, "status", "status_note")
+        if not _has_active_run(feature):
+            feature.status, feature.status_note = Feature.Status.IDLE, note[:500]
+            _save_feature(feature, "status", "status_note")
 
 
 # --- Claim, progress, failure, completion (called by the executor) -------------------------------
@@ -508,24 +520,36 @@ def reject_run(run: Run, user: User | None, reason: str = "") -> None:
 def claim_run(run_id: int, worker_id: str) -> Run | None:
     """Take a queued run. None when someone else has it or it is finished (duplicate delivery)."""
     now = timezone.now()
-    claimed = Run.objects.filter(pk=run_id, status=Status.QUEUED).update(
-        status=Status.RUNNING,
-        attempt=F("attempt") + 1,
-        worker_id=worker_id,
-        claimed_at=now,
-        heartbeat_at=now,
-        next_attempt_at=None,
-    )
-    if not claimed:
-        return None
-    run = Run.objects.select_related("feature", "stage", "workspace").get(pk=run_id)
-    if run.started_at is None:
-        Run.objects.filter(pk=run_id).update(started_at=now)
-        run.started_at = now
-    Feature.objects.filter(pk=run.feature_id).update(
-        status=Feature.Status.RUNNING, status_note="", updated_at=now
-    )
-    events.card_changed_on_commit(run.feature)
+    with transaction.atomic():
+        feature_id = (
+            Run.objects.filter(pk=run_id, status=Status.QUEUED)
+            .values_list("feature_id", flat=True)
+            .first()
+        )
+        if feature_id is None:
+            return None
+        _lock_feature(feature_id)
+        # A copy of the message (dispatch sweep, redelivery) must not cut a backoff short.
+        claimed = (
+            Run.objects.filter(pk=run_id, status=Status.QUEUED)
+            .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now + CLAIM_EARLY))
+            .update(
+                status=Status.RUNNING,
+                attempt=F("attempt") + 1,
+                worker_id=worker_id,
+                claimed_at=now,
+                heartbeat_at=now,
+                started_at=Coalesce(F("started_at"), Value(now)),
+                next_attempt_at=None,
+            )
+        )
+        if not claimed:
+            return None
+        run = Run.objects.select_related("feature", "stage", "workspace").get(pk=run_id)
+        Feature.objects.filter(pk=run.feature_id).update(
+            status=Feature.Status.RUNNING, status_note="", updated_at=now
+        )
+        events.card_changed_on_commit(run.feature)
     return run
 
 
@@ -552,6 +576,7 @@ def _finish_failed(
     run_id: int, attempt: int, *, kind: str, message: str, feature_note: str
 ) -> bool:
     with transaction.atomic():
+        feature = _lock_card_of(run_id)
         failed = Run.objects.filter(pk=run_id, status=Status.RUNNING, attempt=attempt).update(
             status=Status.FAILED,
             finished_at=timezone.now(),
@@ -560,13 +585,11 @@ def _finish_failed(
         )
         if not failed:
             return False
-        run = Run.objects.select_related("feature").get(pk=run_id)
-        feature = run.feature
         feature.status, feature.status_note = Feature.Status.FAILED, feature_note[:500]
         _save_feature(feature, "status", "status_note")
         append_log(run_id, message, level=RunLog.Level.ERROR, attempt=attempt)
         events.toast_on_commit(
-            run.workspace_id,
+            feature.workspace_id,
             f"“{feature.title}”: {feature_note}",
             level="error",
             feature_id=feature.pk,
@@ -618,6 +641,7 @@ def retry_later(
     now = timezone.now()
     next_at = now + timedelta(seconds=delay)
     with transaction.atomic():
+        _lock_card_of(run_id)
         requeued = Run.objects.filter(pk=run_id, status=Status.RUNNING, attempt=attempt).update(
             status=Status.QUEUED,
             queued_at=now,
@@ -636,7 +660,7 @@ def retry_later(
             attempt=attempt,
         )
         _mark_feature_queued(run_id, f"Retrying at {next_at:%H:%M:%S} UTC after: {message}")
-        transaction.on_commit(lambda: enqueue(run_id, countdown=delay))
+        transaction.on_commit(partial(enqueue, run_id, countdown=delay), robust=True)
     return True
 
 
@@ -646,14 +670,13 @@ def _mark_feature_queued(run_id: int, note: str = "") -> None:
     Feature.objects.filter(pk=feature_id).update(
         status=Feature.Status.QUEUED, status_note=note[:500], updated_at=timezone.now()
     )
-    events.publish_on_commit(
-        events.workspace_group(workspace_id), {"type": "card.changed", "feature_id": feature_id}
-    )
+    events.card_changed_on_commit(Feature(pk=feature_id, workspace_id=workspace_id))
 
 
 def complete_run(run_id: int, attempt: int, steps: list[StepResult], usage: dict[str, int]) -> bool:
     """Store the result, check gates and advance the card — all or nothing, and only once."""
     with transaction.atomic():
+        feature = _lock_card_of(run_id)
         now = timezone.now()
         finished = Run.objects.filter(pk=run_id, status=Status.RUNNING, attempt=attempt).update(
             status=Status.SUCCEEDED,
@@ -667,7 +690,6 @@ def complete_run(run_id: int, attempt: int, steps: list[StepResult], usage: dict
         if not finished:
             return False
         run = Run.objects.select_related("stage", "stage__recipe", "workspace").get(pk=run_id)
-        feature = _lock_feature(run.feature_id)
         artifacts = _save_artifacts(run, feature, steps)
         created = _create_generated_cards(run, feature, steps)
         metrics = {k: v for step in steps for k, v in step.metrics.items()}
@@ -775,8 +797,12 @@ def _create_generated_cards(run: Run, feature: Feature, steps: list[StepResult])
             stage=todo,
             position=start + i,
             parent=feature,
-            status=Feature.Status.BLOCKED if item.get("depends_on") else Feature.Status.IDLE,
-            status_note="Waits for the tasks it depends on" if item.get("depends_on") else "",
+            status=Feature.Status.BLOCKED
+            if _indexes(item.get("depends_on"))
+            else (Feature.Status.IDLE),
+            status_note="Waits for the tasks it depends on"
+            if _indexes(item.get("depends_on"))
+            else "",
             source_run=run,
             source_index=i,
         )
@@ -790,16 +816,25 @@ def _create_generated_cards(run: Run, feature: Feature, steps: list[StepResult])
     Dependency.objects.bulk_create(
         Dependency(feature=cards[i], depends_on=cards[d])
         for i, item in enumerate(items)
-        for d in item.get("depends_on") or []
-        if isinstance(d, int) and 0 <= d < len(cards) and d != i
+        for d in _indexes(item.get("depends_on"))
+        if 0 <= d < len(cards) and d != i
     )
     StageTransition.objects.bulk_create(
         StageTransition(feature=c, to_stage=todo, actor_run=run, note=f"Generated by run #{run.pk}")
         for c in cards
     )
     for card in cards:
-        events.card_changed_on_commit(card)
+        events.card_changed_on_commit(card, created=True)
     return [c.pk for c in cards if c.pk is not None]
+
+
+def _indexes(value: Any) -> list[int]:
+    """A task's depends_on as the model gave it: a list of earlier indexes, ideally."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return [value]
+    if isinstance(value, list):
+        return [d for d in value if isinstance(d, int) and not isinstance(d, bool)]
+    return []
 
 
 def _advance(run: Run, feature: Feature, stages: list[Stage]) -> Run | None:
@@ -861,7 +896,7 @@ def _apply_gate_failure(run: Run, feature: Feature, stages: list[Stage], why: st
         if index > 0:
             _move(feature, stages[index - 1], run=run, note=f"Reverted: {why}"[:500])
     elif on_fail == OnFail.CREATE_QUESTIONS:
-        Feature.objects.create(
+        question = Feature.objects.create(
             workspace_id=feature.workspace_id,
             title=f"Questions: {feature.title}"[:200],
             description=f"The {run.stage.name} gates failed for run #{run.pk}:\n\n{why}",
@@ -874,6 +909,7 @@ def _apply_gate_failure(run: Run, feature: Feature, stages: list[Stage], why: st
             source_run=run,
             source_index=10_000,  # after any generated task of the same run
         )
+        events.card_changed_on_commit(question, created=True)
     _save_feature(feature, "status", "status_note", "stage", "position")
     events.toast_on_commit(
         feature.workspace_id,
@@ -888,7 +924,12 @@ def _apply_gate_failure(run: Run, feature: Feature, stages: list[Stage], why: st
 
 
 def dispatch_stale_queued(older_than: timedelta | None = None) -> int:
-    """Re-send runs that have waited in the queue too long: their message was probably lost."""
+    """Re-send runs that have waited in the queue too long: their message was probably lost.
+
+    While the broker still holds as many messages as there are waiting runs, the workers are
+    just busy; sending more would only grow the backlog. A copy that does arrive twice finds
+    nothing to claim.
+    """
     older_than = older_than or timedelta(seconds=settings.RUNWAY_DISPATCH_AFTER_SECONDS)
     now = timezone.now()
     cutoff = now - older_than
@@ -901,11 +942,42 @@ def dispatch_stale_queued(older_than: timedelta | None = None) -> int:
     )
     if not due:
         return 0
-    Run.objects.filter(pk__in=due, status=Status.QUEUED).update(queued_at=now, next_attempt_at=None)
+    backlog = broker_backlog()
+    if backlog is not None and backlog >= len(due):
+        return 0
+    sent = 0
     for run_id in due:
-        append_log(run_id, "Re-dispatched: queued with no worker claim", level=RunLog.Level.WARNING)
-        enqueue(run_id)
-    return len(due)
+        with transaction.atomic():
+            stamped = Run.objects.filter(pk=run_id, status=Status.QUEUED).update(
+                queued_at=now, next_attempt_at=None
+            )
+            if not stamped:
+                continue
+            append_log(
+                run_id, "Re-dispatched: queued with no worker claim", level=RunLog.Level.WARNING
+            )
+            transaction.on_commit(partial(enqueue, run_id), robust=True)
+            sent += 1
+    return sent
+
+
+def _requeue_lost(run_id: int, attempt: int, *, why: str, note: str) -> bool:
+    """Put a running run whose worker is gone back in the queue; its attempt is kept."""
+    with transaction.atomic():
+        _lock_card_of(run_id)
+        moved = Run.objects.filter(pk=run_id, status=Status.RUNNING, attempt=attempt).update(
+            status=Status.QUEUED,
+            queued_at=timezone.now(),
+            worker_id="",
+            error_kind=Run.ErrorKind.LOST,
+            error_message=why,
+        )
+        if not moved:
+            return False
+        append_log(run_id, f"{why}; requeued", level=RunLog.Level.WARNING, attempt=attempt)
+        _mark_feature_queued(run_id, note)
+        transaction.on_commit(partial(enqueue, run_id), robust=True)
+    return True
 
 
 def rescue_stale_running(older_than: timedelta | None = None) -> tuple[int, int]:
@@ -921,27 +993,12 @@ def rescue_stale_running(older_than: timedelta | None = None) -> tuple[int, int]
     for run_id, attempt, max_attempts, worker_id in stale:
         silent = f"no heartbeat from {worker_id or 'its worker'} for {older_than.seconds} s"
         if attempt < max_attempts:
-            with transaction.atomic():
-                now = timezone.now()
-                moved = Run.objects.filter(
-                    pk=run_id, status=Status.RUNNING, attempt=attempt
-                ).update(
-                    status=Status.QUEUED,
-                    queued_at=now,
-                    worker_id="",
-                    error_kind=Run.ErrorKind.LOST,
-                    error_message=f"Rescued: {silent}",
-                )
-                if moved:
-                    requeued += 1
-                    append_log(
-                        run_id,
-                        f"Rescued after attempt {attempt}: {silent}; requeued",
-                        level=RunLog.Level.WARNING,
-                        attempt=attempt,
-                    )
-                    _mark_feature_queued(run_id, "Requeued: its worker stopped responding")
-                    transaction.on_commit(partial(enqueue, run_id))
+            requeued += _requeue_lost(
+                run_id,
+                attempt,
+                why=f"Rescued after attempt {attempt}: {silent}",
+                note="Requeued: its worker stopped responding",
+            )
         elif _finish_failed(
             run_id,
             attempt,
@@ -956,17 +1013,4 @@ def rescue_stale_running(older_than: timedelta | None = None) -> tuple[int, int]
 def rescue_run(run: Run, user: User | None) -> bool:
     """An operator declares a running run's worker dead: requeue it now (attempt is kept)."""
     who = user.get_username() if user is not None else "the system"
-    with transaction.atomic():
-        moved = Run.objects.filter(pk=run.pk, status=Status.RUNNING, attempt=run.attempt).update(
-            status=Status.QUEUED,
-            queued_at=timezone.now(),
-            worker_id="",
-            error_kind=Run.ErrorKind.LOST,
-            error_message=f"Rescued by {who}",
-        )
-        if not moved:
-            return False
-        append_log(run.pk, f"Rescued by {who}; requeued", level=RunLog.Level.WARNING)
-        _mark_feature_queued(run.pk)
-        transaction.on_commit(partial(enqueue, run.pk))
-    return True
+    return _requeue_lost(run.pk, run.attempt, why=f"Rescued by {who}", note=f"Rescued by {who}")

@@ -23,6 +23,9 @@ from skills.models import RecipeStep
 
 logger = logging.getLogger(__name__)
 
+# Beyond its own timeout a step gets this long before it counts as hung.
+STEP_GRACE_SECONDS = 30
+
 _PLACEHOLDER = re.compile(r"\{\{\s*(\w+)\s*\}\}")
 
 
@@ -80,11 +83,15 @@ def execute_run(run_id: int, worker_id: str | None = None) -> None:
     done = [engine.StepResult.from_dict(raw) for raw in run.result.get("steps", [])][: len(steps)]
     usage = {"input_tokens": 0, "output_tokens": 0, "cache_read_tokens": 0, "cache_write_tokens": 0}
     append_log(run_id, f"Attempt {attempt} started on {run.worker_id}", attempt=attempt)
-    with heartbeating(run_id, attempt) as lost:
+    with heartbeating(run_id, attempt) as claim:
         for index, step in enumerate(steps):
             if index < len(done):
                 continue
-            if lost.is_set() or not engine.still_running(run_id, attempt):
+            # Right after the claim the run is ours; between steps, ask the database.
+            if claim.cancelled.is_set() or (
+                index > len(run.result.get("steps", []))
+                and not engine.still_running(run_id, attempt)
+            ):
                 append_log(
                     run_id,
                     "Stopped between steps: the run was cancelled or taken over",
@@ -110,12 +117,23 @@ def execute_run(run_id: int, worker_id: str | None = None) -> None:
                 model=step.model or step.recipe.model or run.model,
                 timeout_seconds=step.timeout_seconds,
                 attempt=attempt,
-                cancelled=lost,
+                cancelled=claim.cancelled,
                 on_log=partial(_log_line, run_id, attempt),
             )
+            claim.arm(step.timeout_seconds + STEP_GRACE_SECONDS)
             try:
                 output = get_provider(provider_name).generate(request)
             except StepCancelled:
+                if claim.timed_out:
+                    engine.retry_later(
+                        run_id,
+                        attempt,
+                        step_index=index,
+                        retry_count=step.retry_count,
+                        message=f"{skill.slug} timed out after {step.timeout_seconds} s",
+                        retry_after=None,
+                    )
+                    return
                 append_log(
                     run_id,
                     "Step interrupted: the run was cancelled or taken over",
@@ -157,11 +175,17 @@ def execute_run(run_id: int, worker_id: str | None = None) -> None:
                 if not engine.record_step(run_id, attempt, done, usage):
                     return
                 usage = dict.fromkeys(usage, 0)
-        if not engine.complete_run(run_id, attempt, done, usage):
+        try:
+            completed = engine.complete_run(run_id, attempt, done, usage)
+        except Exception as exc:
+            # Without this the run would stay "running", be rescued, and pay for its steps again.
+            logger.exception("completing run %s failed", run_id)
+            engine.fail_run(run_id, attempt, f"Could not store the result: {exc!r}")
+            return
+        if not completed:
             append_log(
                 run_id,
                 "Result discarded: the run was cancelled or taken over before it finished",
                 level=RunLog.Level.WARNING,
                 attempt=attempt,
             )
-            return

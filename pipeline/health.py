@@ -20,19 +20,31 @@ def check_database() -> dict[str, Any]:
         return {"ok": False, "error": str(exc)}
 
 
-def check_broker() -> dict[str, Any]:
+def _redis() -> redis.Redis:
+    return redis.Redis.from_url(settings.REDIS_URL, socket_timeout=2, socket_connect_timeout=2)
+
+
+def broker_backlog() -> int | None:
+    """Messages waiting in the run queue, or None when the broker cannot be asked."""
+    client = _redis()
     try:
-        client = redis.Redis.from_url(
-            settings.REDIS_URL, socket_timeout=2, socket_connect_timeout=2
-        )
-        try:
-            client.ping()
-            queued = client.llen(settings.CELERY_TASK_DEFAULT_QUEUE)
-        finally:
-            client.close()
+        return int(client.llen(settings.CELERY_TASK_DEFAULT_QUEUE))
+    except redis.RedisError:
+        return None
+    finally:
+        client.close()
+
+
+def check_broker() -> dict[str, Any]:
+    client = _redis()
+    try:
+        client.ping()
+        queued = client.llen(settings.CELERY_TASK_DEFAULT_QUEUE)
         return {"ok": True, "embedded": settings.REDIS_IS_EMBEDDED, "messages_waiting": queued}
     except Exception as exc:
         return {"ok": False, "error": str(exc)}
+    finally:
+        client.close()
 
 
 def check_workers() -> dict[str, Any]:

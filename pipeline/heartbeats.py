@@ -2,7 +2,9 @@
 
 One daemon thread per process beats for every run the process is executing, so a step costs
 nothing extra when it is fast and a slow step keeps its claim fresh. A beat that matches no row
-means the run was cancelled or rescued from under us: the step is told to stop.
+means the run was cancelled or rescued from under us: the step is told to stop. A step that
+outlives its timeout is told to stop too, and stops being beaten for, so a hung provider call
+can never keep a run "running" forever.
 """
 
 from __future__ import annotations
@@ -10,7 +12,9 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+import time
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 
 from django.conf import settings
 from django.db import close_old_connections, connection
@@ -21,61 +25,78 @@ from pipeline.models import Run
 logger = logging.getLogger(__name__)
 
 
+@dataclass
+class Claim:
+    """What the executor and the heartbeat thread share about one run in flight."""
+
+    run_id: int
+    attempt: int
+    cancelled: threading.Event = field(default_factory=threading.Event)
+    deadline: float | None = None
+    timed_out: bool = False
+
+    def arm(self, seconds: float) -> None:
+        """The current step must finish within `seconds` (monotonic clock)."""
+        self.deadline = time.monotonic() + seconds
+        self.timed_out = False
+
+
 class _Heartbeater:
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._runs: dict[int, tuple[int, threading.Event]] = {}
-        self._wake = threading.Event()
+        self._claims: dict[int, Claim] = {}
         self._thread: threading.Thread | None = None
+        self._tick = threading.Event()  # never set: its wait() is the loop's interval
 
-    def track(self, run_id: int, attempt: int) -> threading.Event:
-        cancelled = threading.Event()
+    def track(self, claim: Claim) -> None:
         with self._lock:
-            self._runs[run_id] = (attempt, cancelled)
+            self._claims[claim.run_id] = claim
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(
                     target=self._loop, name="run-heartbeat", daemon=True
                 )
                 self._thread.start()
-        return cancelled
 
     def untrack(self, run_id: int) -> None:
         with self._lock:
-            self._runs.pop(run_id, None)
+            self._claims.pop(run_id, None)
 
     def beat_now(self) -> None:
         with self._lock:
-            runs = dict(self._runs)
+            claims = list(self._claims.values())
         now = timezone.now()
-        for run_id, (attempt, cancelled) in runs.items():
+        for claim in claims:
+            if claim.deadline is not None and time.monotonic() > claim.deadline:
+                claim.timed_out = True
+                claim.cancelled.set()
+                continue
             still_ours = Run.objects.filter(
-                pk=run_id, status=Run.Status.RUNNING, attempt=attempt
+                pk=claim.run_id, status=Run.Status.RUNNING, attempt=claim.attempt
             ).update(heartbeat_at=now)
             if not still_ours:
-                cancelled.set()
+                claim.cancelled.set()
 
     def _loop(self) -> None:
-        try:
-            while True:
-                self._wake.wait(settings.RUNWAY_HEARTBEAT_SECONDS)
-                self._wake.clear()
-                try:
-                    close_old_connections()
-                    self.beat_now()
-                except Exception:  # a database blip must not kill the heartbeat for good
-                    logger.warning("run heartbeat failed", exc_info=True)
-        finally:
-            connection.close()
+        while True:
+            self._tick.wait(settings.RUNWAY_HEARTBEAT_SECONDS)
+            try:
+                close_old_connections()
+                self.beat_now()
+            except Exception:  # a database blip must not kill the heartbeat for good
+                logger.warning("run heartbeat failed", exc_info=True)
+            finally:
+                connection.close()
 
 
 _heartbeater = _Heartbeater()
 
 
 @contextlib.contextmanager
-def heartbeating(run_id: int, attempt: int) -> Iterator[threading.Event]:
-    """Keep the run's claim alive while the block runs; the event is set if the claim is lost."""
-    cancelled = _heartbeater.track(run_id, attempt)
+def heartbeating(run_id: int, attempt: int) -> Iterator[Claim]:
+    """Keep the run's claim alive while the block runs; `cancelled` is set if it is lost."""
+    claim = Claim(run_id, attempt)
+    _heartbeater.track(claim)
     try:
-        yield cancelled
+        yield claim
     finally:
         _heartbeater.untrack(run_id)

@@ -52,17 +52,18 @@ def record_worker_heartbeat(worker_id: str, concurrency: int) -> None:
 
 
 def _loop(worker_id: str, concurrency: int) -> None:
-    try:
-        while True:
-            try:
-                close_old_connections()
-                record_worker_heartbeat(worker_id, concurrency)
-            except Exception:  # keep beating through a database restart
-                logger.warning("worker heartbeat failed", exc_info=True)
-            if _stop.wait(settings.RUNWAY_HEARTBEAT_SECONDS):
-                return
-    finally:
-        connection.close()
+    while True:
+        try:
+            close_old_connections()
+            record_worker_heartbeat(worker_id, concurrency)
+        except Exception:  # keep beating through a database restart
+            logger.warning("worker heartbeat failed", exc_info=True)
+        finally:
+            # This thread lives in the prefork parent: a connection left open here would be
+            # inherited by every pool child forked after a crash.
+            connection.close()
+        if _stop.wait(settings.RUNWAY_HEARTBEAT_SECONDS):
+            return
 
 
 @worker_ready.connect

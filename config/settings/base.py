@@ -117,6 +117,8 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     "socket_keepalive": True,
 }
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# A backstop only: the engine times steps out itself, and a killed task's run is rescued.
+CELERY_TASK_TIME_LIMIT = LONGEST_STEP_SECONDS + 300
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
