@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint typecheck pytest migrate seed clean
+.PHONY: install run test lint typecheck pytest browser screenshots bench chaos migrate seed clean
 
 install: $(STAMP)
 
@@ -29,8 +29,28 @@ lint: install
 typecheck: install
 	$(VENV)/bin/mypy .
 
-pytest: install
+pytest: install browser
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# Browser tests drive Debian's Chromium (never a downloaded browser). As root we install it;
+# otherwise we say how, and the browser tests fail loudly rather than skip.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    (apt-get install -y -qq chromium >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq chromium)); \
+	  else echo "Browser tests need Chromium: sudo apt-get install chromium"; fi; }
+
+# Screenshots of the board, a card and the phone layout, from the browser tests.
+screenshots: install browser
+	RUNWAY_SCREENSHOTS=docs/screenshots $(PY) -m pytest tests/browser -q
+
+# Benchmarks and the chaos run (not tests): real worker processes on the machine's PostgreSQL
+# and Redis when they answer, the embedded defaults otherwise. See README "Performance".
+bench: install browser
+	$(PY) -m bench.run $(BENCH_ARGS)
+
+chaos: install
+	$(PY) -m bench.chaos $(CHAOS_ARGS)
 
 migrate: install
 	$(PY) manage.py migrate

@@ -3,7 +3,9 @@ from __future__ import annotations
 from django.urls import path
 
 from features.consumers import BoardConsumer
+from pipeline.consumers import RunLogConsumer
 
 websocket_urlpatterns = [
     path("ws/workspaces/<slug:slug>/", BoardConsumer.as_asgi()),
+    path("ws/runs/<int:run_id>/", RunLogConsumer.as_asgi()),
 ]

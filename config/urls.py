@@ -4,12 +4,19 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
+from config.api import api
+from features.views import profile
+
 urlpatterns = [
     # Accounts
     path("login/", auth_views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("profile/tokens", profile.tokens, name="tokens"),
+    path("profile/tokens/<int:pk>/revoke", profile.revoke_token, name="revoke_token"),
     # Operators
     path("admin/", admin.site.urls),
+    # JSON API (/api/docs, /api/openapi.json)
+    path("api/", api.urls),
     # Product
     path("", include("pipeline.urls")),
     path("", include("features.urls")),

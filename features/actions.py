@@ -17,6 +17,10 @@ class FeatureError(Exception):
     """A request about a card that cannot be carried out, with a message a person can act on."""
 
 
+class StaleVersion(FeatureError):
+    """Someone saved the card since this edit started (optimistic lock)."""
+
+
 def do_create_workspace(
     *, name: str, template: str, owner: User, slug: str | None = None
 ) -> Workspace:
@@ -170,7 +174,7 @@ def do_move_feature(
     if stage.workspace_id != feature.workspace_id:
         raise FeatureError("That stage belongs to another workspace.")
     with transaction.atomic():
-        locked = Feature.objects.select_for_update().get(pk=feature.pk)
+        locked = Feature.objects.select_for_update(of=("self",)).get(pk=feature.pk)
         if locked.is_locked and locked.stage_id != stage.pk:
             raise FeatureError(
                 "This card has an active run; stop the pipeline before moving it to another stage."
@@ -216,7 +220,7 @@ def do_update_feature(
         version=F("version") + 1, updated_at=timezone.now(), **changes
     )
     if updated == 0:
-        raise FeatureError("Someone else changed this card; reload to see their version.")
+        raise StaleVersion("Someone else changed this card; reload to see their version.")
     feature.refresh_from_db()
     events.card_changed_on_commit(feature)
     return feature

@@ -18,6 +18,7 @@ from django.http import HttpRequest
 from features import events
 from features.actions import do_create_feature, do_create_workspace, do_move_feature
 from features.models import (
+    ApiToken,
     Artifact,
     Dependency,
     Feature,
@@ -380,3 +381,18 @@ class ArtifactAdmin(admin.ModelAdmin):
     list_select_related = ("feature", "run__stage")
     raw_id_fields = ("feature", "run")
     readonly_fields = ("created_at",)
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(admin.ModelAdmin):
+    """Operators can see and revoke tokens; the secret itself was never stored."""
+
+    list_display = ["prefix", "name", "user", "created_at", "last_used_at", "revoked_at"]
+    list_filter = ["revoked_at"]
+    search_fields = ["name", "prefix", "user__username"]
+    list_select_related = ["user"]
+    readonly_fields = ["user", "name", "prefix", "created_at", "last_used_at"]
+    exclude = ["token_hash"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False

@@ -7,9 +7,11 @@ sees a state the database does not hold, and a missed event is repaired by the n
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import logging
 import os
 import threading
+from functools import partial
 from typing import Any
 
 from channels.layers import get_channel_layer
@@ -51,14 +53,21 @@ class _Publisher:
                 self._loop, self._pid = loop, os.getpid()
             return self._loop
 
-    def send(self, group: str, event: dict[str, Any], timeout: float = 3.0) -> None:
+    def send(self, group: str, event: dict[str, Any]) -> None:
+        """Queue the send on the publisher's loop and return at once: a hop never waits for
+        the board. Sends leave in order; a failure is logged, never raised."""
         layer = get_channel_layer()
         if layer is None:
             return
         future = asyncio.run_coroutine_threadsafe(
             layer.group_send(group, event), self._running_loop()
         )
-        future.result(timeout)
+        future.add_done_callback(partial(_report_failure, group, event.get("type")))
+
+
+def _report_failure(group: str, kind: Any, future: concurrent.futures.Future[None]) -> None:
+    if not future.cancelled() and future.exception() is not None:
+        logger.warning("could not publish %s to %s: %s", kind, group, future.exception())
 
 
 _publisher = _Publisher()

@@ -168,7 +168,9 @@ class Feature(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
-        ordering = ["stage__position", "position", "id"]
+        # No join here: a default ORDER BY on the stage would join (and, under FOR UPDATE,
+        # lock) the stage row in every query that does not order explicitly.
+        ordering = ["position", "id"]
         indexes = [models.Index(fields=["workspace", "stage", "position"])]
         constraints = [
             models.UniqueConstraint(
@@ -270,3 +272,28 @@ class Artifact(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} v{self.version}"
+
+
+class ApiToken(models.Model):
+    """A person's token for scripts: only a hash of the secret is stored; it is shown once."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens"
+    )
+    name = models.CharField(max_length=100)
+    # The first characters of the secret, shown in lists so a person can tell tokens apart.
+    prefix = models.CharField(max_length=8)
+    token_hash = models.CharField(max_length=64, unique=True, help_text="sha256 of the secret.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None

@@ -5,28 +5,29 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db.models import Count, Prefetch, Q
+from django.db.models import Count, OuterRef, Q, QuerySet, Subquery
 
 from features.models import Artifact, Feature, Stage, Workspace
-from pipeline.models import Run
+from pipeline.models import Run, WorkerHeartbeat
 
 
 @dataclass
 class Column:
     stage: Stage
     cards: list[Feature] = field(default_factory=list)
+    # Whether Launch makes sense for a card in this column (the stage or the next is automated).
+    launchable: bool = False
 
     @property
     def count(self) -> int:
         return len(self.cards)
 
 
-def board_columns(workspace: Workspace, board: str = Stage.Board.FEATURE) -> list[Column]:
-    stages = list(workspace.stages.filter(board=board).order_by("position"))
-    columns = {s.pk: Column(s) for s in stages}
-    active = Run.objects.filter(status__in=Run.ACTIVE_STATUSES).select_related("stage")
-    cards = (
-        Feature.objects.filter(workspace=workspace, stage__board=board)
+def annotated_cards(workspace: Workspace) -> QuerySet[Feature]:
+    latest_run = Run.objects.filter(feature=OuterRef("pk")).order_by("-created_at", "-id")
+    return (
+        Feature.objects.filter(workspace=workspace)
+        .select_related("stage")
         .annotate(
             child_count=Count("children", distinct=True),
             open_incidents=Count(
@@ -35,13 +36,88 @@ def board_columns(workspace: Workspace, board: str = Stage.Board.FEATURE) -> lis
                 & ~Q(children__status=Feature.Status.DONE),
                 distinct=True,
             ),
+            last_run_id=Subquery(latest_run.values("id")[:1]),
         )
-        .prefetch_related(Prefetch("runs", queryset=active, to_attr="active_runs"))
         .order_by("position", "id")
     )
+
+
+def attach_last_runs(cards: list[Feature]) -> None:
+    """One query for every card's latest run: what the card shows and which buttons make sense."""
+    ids = [c.last_run_id for c in cards if getattr(c, "last_run_id", None)]  # type: ignore[attr-defined]
+    runs = Run.objects.select_related("stage").in_bulk(ids) if ids else {}
     for card in cards:
-        columns[card.stage_id].cards.append(card)
-    return list(columns.values())
+        card.last_run = runs.get(getattr(card, "last_run_id", None))  # type: ignore[attr-defined]
+
+
+def workspace_stages(workspace: Workspace) -> list[Stage]:
+    """Both boards' stages with their recipes and step counts, in one query."""
+    return list(
+        Stage.objects.filter(workspace=workspace)
+        .select_related("recipe")
+        .annotate(step_count=Count("recipe__steps"))
+        .order_by("board", "position")
+    )
+
+
+def launchable_stage_ids(stages: list[Stage]) -> set[int]:
+    """Stages where Launch has work to do: the stage or the one after it has an automated recipe."""
+    from pipeline.engine import runnable_recipe
+
+    launchable: set[int] = set()
+    for index, stage in enumerate(stages):
+        following = stages[index + 1] if index + 1 < len(stages) else None
+        if runnable_recipe(stage) is not None or (
+            following is not None
+            and following.board == stage.board
+            and runnable_recipe(following) is not None
+        ):
+            launchable.add(stage.pk)
+    return launchable
+
+
+def _columns(stages: list[Stage], cards: list[Feature]) -> dict[int, Column]:
+    launchable = launchable_stage_ids(stages)
+    columns = {s.pk: Column(s, launchable=s.pk in launchable) for s in stages}
+    attach_last_runs(cards)
+    siblings = {board: [s for s in stages if s.board == board] for board in Stage.Board.values}
+    for card in cards:
+        column = columns.get(card.stage_id)
+        if column is not None:
+            card.launchable = column.launchable  # type: ignore[attr-defined]
+            card.board_stages = siblings[column.stage.board]  # type: ignore[attr-defined]
+            column.cards.append(card)
+    return columns
+
+
+def columns_for(workspace: Workspace, stage_ids: set[int]) -> list[Column]:
+    """Some columns, re-rendered after a change (the consumer's out-of-band updates)."""
+    stages = workspace_stages(workspace)
+    cards = list(annotated_cards(workspace).filter(stage_id__in=stage_ids))
+    columns = _columns(stages, cards)
+    return [columns[pk] for pk in columns if pk in stage_ids]
+
+
+def card_for_render(workspace: Workspace, feature_id: int) -> Feature | None:
+    cards = list(annotated_cards(workspace).filter(pk=feature_id))
+    if not cards:
+        return None
+    _columns(workspace_stages(workspace), cards)
+    return cards[0]
+
+
+def worker_alive() -> bool:
+    return WorkerHeartbeat.alive().exists()
+
+
+def board_page(workspace: Workspace) -> dict[str, Any]:
+    stages = workspace_stages(workspace)
+    columns = _columns(stages, list(annotated_cards(workspace)))
+    return {
+        "feature_columns": [c for c in columns.values() if c.stage.board == Stage.Board.FEATURE],
+        "work_columns": [c for c in columns.values() if c.stage.board == Stage.Board.WORK],
+        "worker_alive": worker_alive(),
+    }
 
 
 def feature_page(feature: Feature) -> dict[str, Any]:

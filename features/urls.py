@@ -1,15 +1,27 @@
 from __future__ import annotations
 
-from django.urls import path
+from django.urls import path, re_path
 
-from features import views
+from features.views import board, cards, detail
 
 app_name = "features"
 
 urlpatterns = [
     # Workspaces
-    path("", views.home, name="home"),
-    path("w/<slug:slug>/", views.board, name="board"),
+    path("", board.home, name="home"),
+    path("w/<slug:slug>/", board.board, name="board"),
+    path("w/<slug:slug>/features/new", cards.new_feature, name="new"),
+    path("w/<slug:slug>/worker-banner", board.worker_banner, name="worker_banner"),
     # Cards
-    path("features/<int:pk>/", views.feature_detail, name="detail"),
+    path("features/<int:pk>/", detail.feature_detail, name="detail"),
+    path("features/<int:pk>/move", cards.move_card, name="move"),
+    path("features/<int:pk>/edit", detail.edit_feature, name="edit"),
+    path(
+        "features/<int:pk>/artifacts/<path:name>/diff", detail.artifact_diff, name="artifact_diff"
+    ),
+    re_path(
+        r"^features/(?P<pk>[0-9]+)/(?P<action>launch|stop|retry|start|accept|reject)$",
+        cards.card_action,
+        name="action",
+    ),
 ]

@@ -14,6 +14,7 @@ The step loop that talks to providers lives in ``pipeline.executor``.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
 from dataclasses import dataclass
@@ -24,7 +25,7 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
-from django.db.models import Count, F, Max, Q, Value
+from django.db.models import Count, F, Max, Q, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -33,7 +34,7 @@ from features.actions import insert_into_column
 from features.models import Artifact, Dependency, Feature, Stage, StageTransition, Workspace
 from pipeline.health import broker_backlog
 from pipeline.models import Run, RunLog
-from pipeline.runlog import append_log
+from pipeline.runlog import append_log, flush_buffered
 from skills.gates import ArtifactView, GateSpec, blocking_failures, evaluate
 from skills.models import Skill, StageRecipe
 
@@ -100,11 +101,19 @@ class StepResult:
 
 
 def board_stages(workspace_id: int, board: str) -> list[Stage]:
-    """The board's stages in order, each with its recipe and step count (one query)."""
+    """The board's stages in order, each with its recipe, step count and how many of its
+    skills nobody vetted (one query)."""
     return list(
         Stage.objects.filter(workspace_id=workspace_id, board=board)
         .select_related("recipe")
-        .annotate(step_count=Count("recipe__steps"))
+        .annotate(
+            step_count=Count("recipe__steps", distinct=True),
+            untrusted_count=Count(
+                "recipe__steps",
+                filter=~Q(recipe__steps__skill__trust=Skill.Trust.VETTED),
+                distinct=True,
+            ),
+        )
         .order_by("position")
     )
 
@@ -155,19 +164,20 @@ def untrusted_skills(recipe: StageRecipe) -> list[str]:
     )
 
 
-def entry_status(recipe: StageRecipe) -> tuple[str, str]:
+def entry_status(stage: Stage, recipe: StageRecipe) -> tuple[str, str]:
     """How a run starts when automation (not a person) enters the stage: (status, card note).
 
     Skills that nobody vetted never run unattended: such a run waits for a person's Start.
     """
     if recipe.automation == Automation.HUMAN_APPROVAL:
-        return Status.AWAITING_APPROVAL, f"{recipe.stage.name} waits for someone to start it"
-    untrusted = untrusted_skills(recipe)
-    if untrusted:
-        return Status.AWAITING_APPROVAL, (
-            f"{recipe.stage.name} uses unvetted skill(s) {', '.join(untrusted)}: "
-            "a person must start it"
-        )
+        return Status.AWAITING_APPROVAL, f"{stage.name} waits for someone to start it"
+    if getattr(stage, "untrusted_count", None) != 0:
+        untrusted = untrusted_skills(recipe)
+        if untrusted:
+            return Status.AWAITING_APPROVAL, (
+                f"{stage.name} uses unvetted skill(s) {', '.join(untrusted)}: "
+                "a person must start it"
+            )
     return Status.QUEUED, ""
 
 
@@ -203,6 +213,7 @@ def _create_run(
     status: str = Status.QUEUED,
     note: str = "",
     carry_from: Run | None = None,
+    guard: bool = True,
 ) -> Run:
     recipe = runnable_recipe(stage)
     assert recipe is not None, "callers plan only runnable stages"
@@ -213,8 +224,11 @@ def _create_run(
         # Resume from the failed step: the steps that already succeeded are not paid for twice.
         carried = {"steps": list(carry_from.result.get("steps", []))}
         step_index = len(carried["steps"])
+    # A person's request may race another launch: a savepoint turns the unique index's refusal
+    # into a clear answer. Completion creates the next run under the card's lock and without.
+    savepoint = transaction.atomic() if guard else contextlib.nullcontext()
     try:
-        with transaction.atomic():
+        with savepoint:
             run = Run.objects.create(
                 workspace_id=feature.workspace_id,
                 feature=feature,
@@ -251,21 +265,42 @@ def _create_run(
     return run
 
 
+def _lock_first(cards: QuerySet[Feature]) -> int | None:
+    """Lock the card rows only (FOR UPDATE OF), with no ordering join: an ORDER BY on the stage
+    would join and lock the stage row too, and every card of a column would queue on it."""
+    return cards.select_for_update(of=("self",)).order_by().values_list("pk", flat=True).first()
+
+
 def _lock_feature(feature_id: int) -> Feature:
     # Lock the bare row first: PostgreSQL re-checks a locked row's joins against the *old*
     # joined rows when a concurrent transaction changed the card's stage, and would then
     # return nothing. Read the card with its relations once the lock is held.
-    Feature.objects.select_for_update().filter(pk=feature_id).values_list("pk").get()
+    if _lock_first(Feature.objects.filter(pk=feature_id)) is None:
+        raise Feature.DoesNotExist(f"card {feature_id}")
     return Feature.objects.select_related("workspace", "workspace__stop_stage", "stage").get(
         pk=feature_id
     )
 
 
-def _lock_card_of(run_id: int) -> Feature:
+def _lock_card_of(run_id: int, **run_filters: Any) -> Feature | None:
     """Every path that changes a run and its card locks the card first, then the run: one order,
-    so completion, stop, retry and rescue serialise instead of deadlocking on PostgreSQL."""
-    feature_id = Run.objects.values_list("feature_id", flat=True).get(pk=run_id)
-    return _lock_feature(feature_id)
+    so completion, stop, retry and rescue serialise instead of deadlocking on PostgreSQL.
+
+    None when no run matches `run_filters`."""
+    of_run = Run.objects.filter(pk=run_id, **run_filters).values("feature_id")[:1]
+    feature_id = _lock_first(Feature.objects.filter(pk=Subquery(of_run)))
+    if feature_id is None:
+        return None
+    return Feature.objects.select_related("workspace", "workspace__stop_stage", "stage").get(
+        pk=feature_id
+    )
+
+
+def _lock_card_of_run(run_id: int) -> Feature:
+    feature = _lock_card_of(run_id)
+    if feature is None:
+        raise Run.DoesNotExist(f"run {run_id}")
+    return feature
 
 
 def _has_active_run(feature: Feature) -> bool:
@@ -362,7 +397,7 @@ def on_stage_entered(feature: Feature, *, user: User | None) -> Run | None:
     if recipe is None or recipe.automation == Automation.MANUAL:
         return None
     plan = plan_from(workspace, stages, stage)
-    status, note = entry_status(recipe)
+    status, note = entry_status(stage, recipe)
     run = _create_run(
         feature,
         stage,
@@ -460,7 +495,7 @@ def retry_run(run: Run, user: User | None) -> Run:
 def start_run(run: Run, user: User | None) -> Run:
     """Start a run that waits for approval (human_approval stages)."""
     with transaction.atomic():
-        feature = _lock_card_of(run.pk)
+        feature = _lock_card_of_run(run.pk)
         now = timezone.now()
         started = Run.objects.filter(pk=run.pk, status=Status.AWAITING_APPROVAL).update(
             status=Status.QUEUED, queued_at=now, triggered_by=user
@@ -479,7 +514,7 @@ def start_run(run: Run, user: User | None) -> Run:
 def accept_run(run: Run, user: User | None) -> Run | None:
     """Accept a result that waits for a decision; the chain goes on. Returns the next run."""
     with transaction.atomic():
-        feature = _lock_card_of(run.pk)
+        feature = _lock_card_of_run(run.pk)
         decided = Run.objects.filter(
             pk=run.pk, status=Status.SUCCEEDED, decision=Run.Decision.PENDING
         ).update(decision=Run.Decision.ACCEPTED)
@@ -500,7 +535,7 @@ def accept_run(run: Run, user: User | None) -> Run | None:
 
 def reject_run(run: Run, user: User | None, reason: str = "") -> None:
     with transaction.atomic():
-        feature = _lock_card_of(run.pk)
+        feature = _lock_card_of_run(run.pk)
         decided = Run.objects.filter(
             pk=run.pk, status=Status.SUCCEEDED, decision=Run.Decision.PENDING
         ).update(decision=Run.Decision.REJECTED, pipeline_next=[])
@@ -521,14 +556,10 @@ def claim_run(run_id: int, worker_id: str) -> Run | None:
     """Take a queued run. None when someone else has it or it is finished (duplicate delivery)."""
     now = timezone.now()
     with transaction.atomic():
-        feature_id = (
-            Run.objects.filter(pk=run_id, status=Status.QUEUED)
-            .values_list("feature_id", flat=True)
-            .first()
-        )
-        if feature_id is None:
+        queued = Run.objects.filter(pk=run_id, status=Status.QUEUED).values("feature_id")[:1]
+        locked = _lock_first(Feature.objects.filter(pk=Subquery(queued)))
+        if locked is None:
             return None
-        _lock_feature(feature_id)
         # A copy of the message (dispatch sweep, redelivery) must not cut a backoff short.
         claimed = (
             Run.objects.filter(pk=run_id, status=Status.QUEUED)
@@ -562,21 +593,23 @@ def record_step(run_id: int, attempt: int, steps: list[StepResult], usage: dict[
     run = Run.objects.only("result").get(pk=run_id)
     result = dict(run.result)
     result["steps"] = [s.as_dict() for s in steps]
-    return bool(
-        Run.objects.filter(pk=run_id, status=Status.RUNNING, attempt=attempt).update(
+    with transaction.atomic():
+        ours = Run.objects.filter(pk=run_id, status=Status.RUNNING, attempt=attempt).update(
             result=result,
             step_index=len(steps),
             heartbeat_at=timezone.now(),
             **{k: F(k) + v for k, v in usage.items() if v},
         )
-    )
+        if ours:
+            flush_buffered(run_id)
+    return bool(ours)
 
 
 def _finish_failed(
     run_id: int, attempt: int, *, kind: str, message: str, feature_note: str
 ) -> bool:
     with transaction.atomic():
-        feature = _lock_card_of(run_id)
+        feature = _lock_card_of_run(run_id)
         failed = Run.objects.filter(pk=run_id, status=Status.RUNNING, attempt=attempt).update(
             status=Status.FAILED,
             finished_at=timezone.now(),
@@ -588,6 +621,7 @@ def _finish_failed(
         feature.status, feature.status_note = Feature.Status.FAILED, feature_note[:500]
         _save_feature(feature, "status", "status_note")
         append_log(run_id, message, level=RunLog.Level.ERROR, attempt=attempt)
+        flush_buffered(run_id)
         events.toast_on_commit(
             feature.workspace_id,
             f"“{feature.title}”: {feature_note}",
@@ -641,7 +675,7 @@ def retry_later(
     now = timezone.now()
     next_at = now + timedelta(seconds=delay)
     with transaction.atomic():
-        _lock_card_of(run_id)
+        _lock_card_of_run(run_id)
         requeued = Run.objects.filter(pk=run_id, status=Status.RUNNING, attempt=attempt).update(
             status=Status.QUEUED,
             queued_at=now,
@@ -660,6 +694,7 @@ def retry_later(
             attempt=attempt,
         )
         _mark_feature_queued(run_id, f"Retrying at {next_at:%H:%M:%S} UTC after: {message}")
+        flush_buffered(run_id)
         transaction.on_commit(partial(enqueue, run_id, countdown=delay), robust=True)
     return True
 
@@ -674,22 +709,20 @@ def _mark_feature_queued(run_id: int, note: str = "") -> None:
 
 
 def complete_run(run_id: int, attempt: int, steps: list[StepResult], usage: dict[str, int]) -> bool:
-    """Store the result, check gates and advance the card — all or nothing, and only once."""
+    """Store the result, check gates and advance the card — all or nothing, and only once.
+
+    The first UPDATE is the fence (status=running and this attempt) and takes the run's row
+    lock; the last one records the outcome, so `finished_at` is when the result was stored.
+    """
     with transaction.atomic():
-        feature = _lock_card_of(run_id)
-        now = timezone.now()
-        finished = Run.objects.filter(pk=run_id, status=Status.RUNNING, attempt=attempt).update(
-            status=Status.SUCCEEDED,
-            finished_at=now,
-            heartbeat_at=now,
-            step_index=len(steps),
-            error_kind="",
-            error_message="",
-            **{k: F(k) + v for k, v in usage.items() if v},
+        feature = _lock_card_of_run(run_id)
+        # Not active any more from here on: the next run may be created in this transaction.
+        ours = Run.objects.filter(pk=run_id, status=Status.RUNNING, attempt=attempt).update(
+            status=Status.SUCCEEDED, heartbeat_at=timezone.now()
         )
-        if not finished:
+        if not ours:
             return False
-        run = Run.objects.select_related("stage", "stage__recipe", "workspace").get(pk=run_id)
+        run = Run.objects.select_related("stage", "stage__recipe").get(pk=run_id)
         artifacts = _save_artifacts(run, feature, steps)
         created = _create_generated_cards(run, feature, steps)
         metrics = {k: v for step in steps for k, v in step.metrics.items()}
@@ -702,13 +735,8 @@ def complete_run(run_id: int, attempt: int, steps: list[StepResult], usage: dict
             [ArtifactView(a.name, a.kind, a.content) for a in artifacts],
             metrics,
         )
-        run.result = {
-            "steps": [s.as_dict() for s in steps],
-            "gates": [r.as_dict() for r in results],
-            "metrics": metrics,
-            "created_cards": created,
-        }
-        run.skill_versions = {s.skill: s.version for s in steps}
+        run.status = Status.SUCCEEDED
+        run.error_kind, run.error_message = "", ""
         failures = blocking_failures(results)
         stages = board_stages(feature.workspace_id, run.stage.board)
         if failures:
@@ -721,17 +749,6 @@ def complete_run(run_id: int, attempt: int, steps: list[StepResult], usage: dict
             append_log(run.pk, "Result waits for accept or reject", attempt=attempt)
         else:
             _advance(run, feature, stages)
-        run.save(
-            update_fields=[
-                "result",
-                "skill_versions",
-                "decision",
-                "status",
-                "error_kind",
-                "error_message",
-                "pipeline_next",
-            ]
-        )
         if created:
             events.toast_on_commit(
                 run.workspace_id,
@@ -740,6 +757,23 @@ def complete_run(run_id: int, attempt: int, steps: list[StepResult], usage: dict
                 feature_id=feature.pk,
                 task_count=len(created),
             )
+        flush_buffered(run_id)
+        Run.objects.filter(pk=run_id).update(
+            status=run.status,
+            decision=run.decision,
+            finished_at=timezone.now(),
+            step_index=len(steps),
+            error_kind=run.error_kind,
+            error_message=run.error_message,
+            result={
+                "steps": [s.as_dict() for s in steps],
+                "gates": [r.as_dict() for r in results],
+                "metrics": metrics,
+                "created_cards": created,
+            },
+            skill_versions={s.skill: s.version for s in steps},
+            **{k: F(k) + v for k, v in usage.items() if v},
+        )
     return True
 
 
@@ -850,7 +884,7 @@ def _advance(run: Run, feature: Feature, stages: list[Stage]) -> Run | None:
     if remaining and remaining[0] == next_stage.key and runnable_recipe(next_stage) is not None:
         recipe = runnable_recipe(next_stage)
         assert recipe is not None
-        status, note = entry_status(recipe)
+        status, note = entry_status(next_stage, recipe)
         next_run = _create_run(
             feature,
             next_stage,
@@ -859,6 +893,7 @@ def _advance(run: Run, feature: Feature, stages: list[Stage]) -> Run | None:
             user=None,
             status=status,
             note=note,
+            guard=False,
         )
         _save_feature(feature, "status", "status_note", "stage", "position")
         append_log(run.pk, f"Advanced to {next_stage.key}; next run #{next_run.pk}")
@@ -964,7 +999,7 @@ def dispatch_stale_queued(older_than: timedelta | None = None) -> int:
 def _requeue_lost(run_id: int, attempt: int, *, why: str, note: str) -> bool:
     """Put a running run whose worker is gone back in the queue; its attempt is kept."""
     with transaction.atomic():
-        _lock_card_of(run_id)
+        _lock_card_of_run(run_id)
         moved = Run.objects.filter(pk=run_id, status=Status.RUNNING, attempt=attempt).update(
             status=Status.QUEUED,
             queued_at=timezone.now(),

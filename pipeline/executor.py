@@ -14,14 +14,16 @@ from functools import partial
 
 from features.models import Artifact
 from pipeline import engine
-from pipeline.heartbeats import heartbeating
+from pipeline.heartbeats import Claim, heartbeating
 from pipeline.models import Run, RunLog
 from pipeline.providers import get_provider
-from pipeline.providers.base import ProviderError, StepCancelled, StepRequest
-from pipeline.runlog import append_log
+from pipeline.providers.base import ProviderError, StepCancelled, StepOutput, StepRequest
+from pipeline.runlog import append_log, buffering, flush_buffered
 from skills.models import RecipeStep
 
 logger = logging.getLogger(__name__)
+
+USAGE_FIELDS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens")
 
 # Beyond its own timeout a step gets this long before it counts as hung.
 STEP_GRACE_SECONDS = 30
@@ -74,118 +76,129 @@ def execute_run(run_id: int, worker_id: str | None = None) -> None:
     if run is None:
         logger.debug("run %s not claimable (duplicate delivery or finished)", run_id)
         return
-    attempt = run.attempt
+    with buffering(run_id, run.attempt), heartbeating(run_id, run.attempt) as claim:
+        append_log(run_id, f"Attempt {run.attempt} started on {run.worker_id}")
+        _execute(run, claim)
+
+
+def _execute(run: Run, claim: Claim) -> None:
     steps = list(
         RecipeStep.objects.filter(recipe__stage_id=run.stage_id)
         .select_related("skill", "recipe")
         .order_by("order")
     )
+    carried = len(run.result.get("steps", []))
     done = [engine.StepResult.from_dict(raw) for raw in run.result.get("steps", [])][: len(steps)]
-    usage = {"input_tokens": 0, "output_tokens": 0, "cache_read_tokens": 0, "cache_write_tokens": 0}
-    append_log(run_id, f"Attempt {attempt} started on {run.worker_id}", attempt=attempt)
-    with heartbeating(run_id, attempt) as claim:
-        for index, step in enumerate(steps):
-            if index < len(done):
-                continue
-            # Right after the claim the run is ours; between steps, ask the database.
-            if claim.cancelled.is_set() or (
-                index > len(run.result.get("steps", []))
-                and not engine.still_running(run_id, attempt)
-            ):
-                append_log(
-                    run_id,
-                    "Stopped between steps: the run was cancelled or taken over",
-                    level=RunLog.Level.WARNING,
-                    attempt=attempt,
-                )
-                return
-            skill = step.skill
-            provider_name = step.provider or step.recipe.provider or run.provider or "offline"
+    usage = dict.fromkeys(USAGE_FIELDS, 0)
+    for index, step in enumerate(steps[len(done) :], start=len(done)):
+        # Right after the claim the run is ours; between steps, ask the database.
+        if claim.cancelled.is_set() or (
+            index > carried and not engine.still_running(run.pk, run.attempt)
+        ):
             append_log(
-                run_id,
-                f"Step {index + 1}/{len(steps)}: {skill.slug} v{skill.version} via {provider_name}",
-                attempt=attempt,
-            )
-            inputs = build_inputs(run, step, done)
-            request = StepRequest(
-                skill_slug=skill.slug,
-                output=skill.output,
-                artifact_name=skill.artifact_name,
-                prompt=render_prompt(skill.prompt_template, inputs),
-                inputs=inputs,
-                sections=list(skill.output_schema.get("sections", [])),
-                model=step.model or step.recipe.model or run.model,
-                timeout_seconds=step.timeout_seconds,
-                attempt=attempt,
-                cancelled=claim.cancelled,
-                on_log=partial(_log_line, run_id, attempt),
-            )
-            claim.arm(step.timeout_seconds + STEP_GRACE_SECONDS)
-            try:
-                output = get_provider(provider_name).generate(request)
-            except StepCancelled:
-                if claim.timed_out:
-                    engine.retry_later(
-                        run_id,
-                        attempt,
-                        step_index=index,
-                        retry_count=step.retry_count,
-                        message=f"{skill.slug} timed out after {step.timeout_seconds} s",
-                        retry_after=None,
-                    )
-                    return
-                append_log(
-                    run_id,
-                    "Step interrupted: the run was cancelled or taken over",
-                    level=RunLog.Level.WARNING,
-                    attempt=attempt,
-                )
-                return
-            except ProviderError as exc:
-                if exc.transient:
-                    engine.retry_later(
-                        run_id,
-                        attempt,
-                        step_index=index,
-                        retry_count=step.retry_count,
-                        message=str(exc),
-                        retry_after=exc.retry_after,
-                    )
-                else:
-                    engine.fail_run(run_id, attempt, str(exc))
-                return
-            except Exception as exc:
-                logger.exception("step %s of run %s crashed", skill.slug, run_id)
-                engine.fail_run(run_id, attempt, f"Internal error in {skill.slug}: {exc!r}")
-                return
-            for key, value in vars(output.usage).items():
-                usage[key] += value
-            done.append(
-                engine.StepResult(
-                    skill=skill.slug,
-                    version=skill.version,
-                    output=skill.output,
-                    artifact_name=skill.artifact_name,
-                    text=output.text,
-                    data=output.data,
-                    metrics=output.metrics,
-                )
-            )
-            if index + 1 < len(steps):
-                if not engine.record_step(run_id, attempt, done, usage):
-                    return
-                usage = dict.fromkeys(usage, 0)
-        try:
-            completed = engine.complete_run(run_id, attempt, done, usage)
-        except Exception as exc:
-            # Without this the run would stay "running", be rescued, and pay for its steps again.
-            logger.exception("completing run %s failed", run_id)
-            engine.fail_run(run_id, attempt, f"Could not store the result: {exc!r}")
-            return
-        if not completed:
-            append_log(
-                run_id,
-                "Result discarded: the run was cancelled or taken over before it finished",
+                run.pk,
+                "Stopped between steps: the run was cancelled or taken over",
                 level=RunLog.Level.WARNING,
-                attempt=attempt,
             )
+            return
+        output = _run_step(run, claim, step, index, len(steps), done)
+        if output is None:
+            return
+        for key, value in vars(output.usage).items():
+            usage[key] += value
+        done.append(
+            engine.StepResult(
+                skill=step.skill.slug,
+                version=step.skill.version,
+                output=step.skill.output,
+                artifact_name=step.skill.artifact_name,
+                text=output.text,
+                data=output.data,
+                metrics=output.metrics,
+            )
+        )
+        if index + 1 < len(steps):
+            if not engine.record_step(run.pk, run.attempt, done, usage):
+                return
+            usage = dict.fromkeys(USAGE_FIELDS, 0)
+    try:
+        completed = engine.complete_run(run.pk, run.attempt, done, usage)
+    except Exception as exc:
+        # Without this the run would stay "running", be rescued, and pay for its steps again.
+        logger.exception("completing run %s failed", run.pk)
+        engine.fail_run(run.pk, run.attempt, f"Could not store the result: {exc!r}")
+        return
+    if not completed:
+        append_log(
+            run.pk,
+            "Result discarded: the run was cancelled or taken over before it finished",
+            level=RunLog.Level.WARNING,
+        )
+
+
+def _run_step(
+    run: Run,
+    claim: Claim,
+    step: RecipeStep,
+    index: int,
+    total: int,
+    done: list[engine.StepResult],
+) -> StepOutput | None:
+    """One provider call. None when the run cannot go on (the engine was told why)."""
+    skill = step.skill
+    provider_name = step.provider or step.recipe.provider or run.provider or "offline"
+    append_log(
+        run.pk, f"Step {index + 1}/{total}: {skill.slug} v{skill.version} via {provider_name}"
+    )
+    inputs = build_inputs(run, step, done)
+    request = StepRequest(
+        skill_slug=skill.slug,
+        output=skill.output,
+        artifact_name=skill.artifact_name,
+        prompt=render_prompt(skill.prompt_template, inputs),
+        inputs=inputs,
+        sections=list(skill.output_schema.get("sections", [])),
+        model=step.model or step.recipe.model or run.model,
+        timeout_seconds=step.timeout_seconds,
+        attempt=run.attempt,
+        cancelled=claim.cancelled,
+        on_log=partial(_log_line, run.pk, run.attempt),
+    )
+    try:
+        provider = get_provider(provider_name)
+        if not getattr(provider, "is_instant", lambda _: False)(request):
+            flush_buffered(run.pk)  # people watching a slow step see its log now
+        claim.arm(step.timeout_seconds + STEP_GRACE_SECONDS)
+        return provider.generate(request)
+    except StepCancelled:
+        if claim.timed_out:
+            engine.retry_later(
+                run.pk,
+                run.attempt,
+                step_index=index,
+                retry_count=step.retry_count,
+                message=f"{skill.slug} timed out after {step.timeout_seconds} s",
+                retry_after=None,
+            )
+        else:
+            append_log(
+                run.pk,
+                "Step interrupted: the run was cancelled or taken over",
+                level=RunLog.Level.WARNING,
+            )
+    except ProviderError as exc:
+        if exc.transient:
+            engine.retry_later(
+                run.pk,
+                run.attempt,
+                step_index=index,
+                retry_count=step.retry_count,
+                message=str(exc),
+                retry_after=exc.retry_after,
+            )
+        else:
+            engine.fail_run(run.pk, run.attempt, str(exc))
+    except Exception as exc:
+        logger.exception("step %s of run %s crashed", skill.slug, run.pk)
+        engine.fail_run(run.pk, run.attempt, f"Internal error in {skill.slug}: {exc!r}")
+    return None

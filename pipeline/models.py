@@ -54,6 +54,9 @@ class Run(models.Model):
         "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="child_runs"
     )
     pipeline_next = models.JSONField(default=list, blank=True)
+    # 1-based place of this run in the pipeline it belongs to: "step X of N" on the card,
+    # with N = pipeline_index + len(pipeline_next).
+    pipeline_index = models.PositiveSmallIntegerField(default=1)
     # Fencing token: each claim increments it and every later write must match it.
     attempt = models.PositiveIntegerField(default=0)
     max_attempts = models.PositiveIntegerField(default=3)
@@ -123,6 +126,20 @@ class Run(models.Model):
         if self.started_at is None:
             return None
         return (self.finished_at or timezone.now()) - self.started_at
+
+    @property
+    def pipeline_total(self) -> int:
+        return self.pipeline_index + len(self.pipeline_next)
+
+    @property
+    def progress_percent(self) -> int:
+        """How far the whole pipeline is, counting this run's finished steps."""
+        done = float(self.pipeline_index - 1)
+        if self.status == self.Status.SUCCEEDED:
+            done += 1
+        elif self.step_total:
+            done += self.step_index / self.step_total
+        return round(100 * done / max(self.pipeline_total, 1))
 
     @property
     def total_tokens(self) -> int:

@@ -9,4 +9,9 @@ app_name = "pipeline"
 urlpatterns = [
     # Health
     path("healthz", views.healthz, name="healthz"),
+    # Runs & workers
+    path("w/<slug:slug>/runs/", views.runs_page, name="runs"),
+    path("w/<slug:slug>/runs/status", views.runs_status, name="runs_status"),
+    path("w/<slug:slug>/runs/<int:pk>/rescue", views.rescue_run, name="rescue"),
+    path("w/<slug:slug>/runs/<int:pk>/cancel", views.cancel_run, name="cancel"),
 ]

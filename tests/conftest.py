@@ -81,3 +81,9 @@ def eager(settings, django_capture_on_commit_callbacks):
 def no_enqueue(django_capture_on_commit_callbacks):
     """Record on_commit callbacks (enqueues, events) without running them."""
     return lambda: django_capture_on_commit_callbacks(execute=False)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Browser tests last: Playwright keeps an event loop in the main thread for the rest of
+    the session, which async_to_sync in the websocket tests cannot share."""
+    items.sort(key=lambda item: item.get_closest_marker("browser") is not None)

@@ -28,14 +28,16 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 application = AuthMiddlewareStack(URLRouter(websocket_urlpatterns))
 
-EVENT = {"type": "card.changed", "feature_id": 41, "stage_id": 3, "previous_stage_id": 2}
+
+def _event(feature_id: int) -> dict[str, Any]:
+    return {"type": "cards.changed", "feature_ids": [feature_id], "stage_ids": []}
 
 
 @dataclass
 class Session:
     connected: bool
     code: Any
-    received: list[dict[str, Any]] = field(default_factory=list)
+    received: list[str] = field(default_factory=list)
 
 
 def _cookie_for(user) -> list[tuple[bytes, bytes]]:
@@ -64,7 +66,7 @@ def _session(
         if then is not None:
             await sync_to_async(then)()
         for _ in range(expect):
-            session.received.append(await communicator.receive_json_from(timeout=3))
+            session.received.append(await communicator.receive_from(timeout=3))
         # Nothing beyond what was expected, e.g. another workspace's events.
         assert await communicator.receive_nothing(timeout=0.2)
         await communicator.disconnect()
@@ -73,30 +75,37 @@ def _session(
     return async_to_sync(scenario)()
 
 
-def test_it_lets_a_member_connect_and_receive_card_events():
+def test_it_pushes_a_member_the_changed_card_as_html():
     story = make_story()
+    card = do_create_feature(story.workspace, title="Checkout <b>now</b>", user=story.owner)
     group = workspace_group(story.workspace.pk)
 
     session = _session(
-        story.teammate, story.workspace.slug, then=lambda: publish(group, EVENT), expect=1
+        story.teammate, story.workspace.slug, then=lambda: publish(group, _event(card.pk)), expect=1
     )
 
     assert session.connected is True
-    assert session.received == [EVENT]
+    (html,) = session.received
+    assert html.startswith(f'<article class="card status-idle" id="card-{card.pk}"')
+    assert "Checkout &lt;b&gt;now&lt;/b&gt;" in html
+    assert ">Launch</button>" in html
 
 
-def test_it_lets_a_viewer_watch_the_board():
+def test_it_shows_a_viewer_the_card_without_actions():
     story = make_story()
+    card = do_create_feature(story.workspace, title="Checkout", user=story.owner)
     group = workspace_group(story.workspace.pk)
 
     session = _session(
-        story.viewer, story.workspace.slug, then=lambda: publish(group, EVENT), expect=1
+        story.viewer, story.workspace.slug, then=lambda: publish(group, _event(card.pk)), expect=1
     )
 
-    assert session.received == [EVENT]
+    (html,) = session.received
+    assert f'id="card-{card.pk}"' in html
+    assert "<button" not in html
 
 
-def test_it_pushes_a_card_created_by_a_teammate_after_commit():
+def test_it_pushes_the_column_of_a_card_created_by_a_teammate_after_commit():
     story = make_story()
     created = []
 
@@ -106,14 +115,10 @@ def test_it_pushes_a_card_created_by_a_teammate_after_commit():
     session = _session(story.teammate, story.workspace.slug, then=create, expect=1)
 
     (card,) = created
-    assert session.received == [
-        {
-            "type": "card.changed",
-            "feature_id": card.pk,
-            "stage_id": card.stage_id,
-            "previous_stage_id": None,
-        }
-    ]
+    (html,) = session.received
+    assert html.startswith(f'<section class="column" id="column-{card.stage_id}"')
+    assert f'id="card-{card.pk}"' in html
+    assert '<span class="count" aria-label="1 cards">1</span>' in html
 
 
 def test_it_sends_a_member_no_events_of_another_workspace():
@@ -123,7 +128,7 @@ def test_it_sends_a_member_no_events_of_another_workspace():
     session = _session(
         story.teammate,
         story.workspace.slug,
-        then=lambda: publish(workspace_group(other.pk), EVENT),
+        then=lambda: publish(workspace_group(other.pk), _event(1)),
         expect=0,
     )
 

@@ -29,6 +29,8 @@ INSTALLED_APPS = [
     "django_htmx",
     "template_partials",
     "channels",
+    # In INSTALLED_APPS so /api/docs serves its bundled Swagger UI files, not a CDN's.
+    "ninja",
     "features",
     "pipeline",
     "skills",
@@ -36,6 +38,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Early: an oversized API body is refused before anything reads it.
+    "config.api.api_boundary_middleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -175,6 +179,16 @@ RUNWAY_MAX_ATTEMPTS = env_int("RUNWAY_MAX_ATTEMPTS", 5)
 RUNWAY_RETRY_BASE_SECONDS = float(env_str("RUNWAY_RETRY_BASE_SECONDS", "2"))
 RUNWAY_OFFLINE_DELAY_SECONDS = float(env_str("RUNWAY_OFFLINE_DELAY_SECONDS", "0"))
 RUNWAY_OFFLINE_JITTER_SECONDS = float(env_str("RUNWAY_OFFLINE_JITTER_SECONDS", "0"))
+
+# --- API ------------------------------------------------------------------------------------
+RUNWAY_API_MAX_BODY_BYTES = env_int("RUNWAY_API_MAX_BODY_BYTES", 64 * 1024)
+# Launches (launch, create with launch, retry) per user per minute, counted in Redis so every
+# web process shares one count.
+RUNWAY_API_LAUNCHES_PER_MINUTE = env_int("RUNWAY_API_LAUNCHES_PER_MINUTE", 10)
+# Server-sent log streams poll the database this often, and end after this long (the client
+# resumes with Last-Event-ID).
+RUNWAY_API_STREAM_POLL_SECONDS = float(env_str("RUNWAY_API_STREAM_POLL_SECONDS", "0.5"))
+RUNWAY_API_STREAM_MAX_SECONDS = env_int("RUNWAY_API_STREAM_MAX_SECONDS", 30 * 60)
 
 CELERY_BEAT_SCHEDULE = {
     "dispatch-stale-queued": {

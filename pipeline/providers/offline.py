@@ -68,6 +68,12 @@ def _sentences(title: str, section: str, description: str) -> str:
 class OfflineProvider:
     name = "offline"
 
+    def is_instant(self, request: StepRequest) -> bool:
+        """No simulated latency: the executor need not show the step's log before it ends."""
+        found = directives(request.inputs.get("description", ""), request.skill_slug)
+        delay = float(found.get("delay", settings.RUNWAY_OFFLINE_DELAY_SECONDS))
+        return delay <= 0 and not float(settings.RUNWAY_OFFLINE_JITTER_SECONDS)
+
     def generate(self, request: StepRequest) -> StepOutput:
         found = directives(request.inputs.get("description", ""), request.skill_slug)
         self._wait(request, found)

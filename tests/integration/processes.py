@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -98,9 +99,16 @@ class Stack:
         }
         self.workers: list[Process] = []
         self.beat: Process | None = None
+        self.web: Process | None = None
         self._count = 0
 
-    def start_worker(self, concurrency: int = 2) -> Process:
+    def start_worker(
+        self,
+        concurrency: int = 2,
+        *,
+        extra_args: list[str] | None = None,
+        loglevel: str = "INFO",
+    ) -> Process:
         self._count += 1
         nodename = f"w{self._count}-{os.getpid()}@test"
         worker = Process(
@@ -112,7 +120,7 @@ class Stack:
                 "-A",
                 "config",
                 "worker",
-                "--loglevel=INFO",
+                f"--loglevel={loglevel}",
                 f"--concurrency={concurrency}",
                 "-Q",
                 "runway",
@@ -120,6 +128,7 @@ class Stack:
                 nodename,
                 "--without-mingle",
                 "--without-gossip",
+                *(extra_args or []),
             ],
             self.env,
         )
@@ -137,6 +146,37 @@ class Stack:
         if not worker.alive():
             raise AssertionError(f"worker exited early:\n{worker.log()[-3000:]}")
         return worker
+
+    def start_web(self) -> str:
+        """A real daphne server (HTTP + websockets) on a free port; returns its base URL."""
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        web = Process(
+            "web",
+            [
+                sys.executable,
+                "-m",
+                "daphne",
+                "-b",
+                "127.0.0.1",
+                "-p",
+                str(port),
+                "config.asgi:application",
+            ],
+            self.env,
+        )
+        self.web = web
+
+        def answering() -> bool:
+            if not web.alive():
+                raise AssertionError(f"daphne exited early:\n{web.log()[-3000:]}")
+            with socket.socket() as client:
+                client.settimeout(0.2)
+                return client.connect_ex(("127.0.0.1", port)) == 0
+
+        wait_until(answering, timeout=60, what="daphne to listen")
+        return f"http://127.0.0.1:{port}"
 
     def start_beat(self) -> Process:
         schedule = Path(tempfile.mkdtemp(prefix="runway-beat-")) / "schedule"
@@ -157,11 +197,14 @@ class Stack:
         return self.beat
 
     def stop(self) -> None:
-        for process in [*self.workers, *([self.beat] if self.beat else [])]:
-            process.stop()
+        for process in [*self.workers, self.beat, self.web]:
+            if process is not None:
+                process.stop()
 
     def logs(self) -> str:
         parts = [f"--- {p.name}\n{p.log()[-4000:]}" for p in self.workers]
         if self.beat:
             parts.append(f"--- beat\n{self.beat.log()[-2000:]}")
+        if self.web:
+            parts.append(f"--- web\n{self.web.log()[-3000:]}")
         return "\n".join(parts)

@@ -1,0 +1,375 @@
+"""`make bench`: hop latency (vs a plain Celery chain), throughput, board render, push latency
+and worker memory, on real worker processes. Prints one table and writes bench/results.json.
+
+    python -m bench.run [--pipelines 200] [--throughput 1000] [--cards 2000] [--pushes 40]
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import platform
+import statistics
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from bench.environment import ROOT, Services, percentile, prepare
+
+RESULTS = ROOT / "bench" / "results.json"
+
+
+def ms(seconds: float) -> float:
+    return round(seconds * 1000, 2)
+
+
+def product_workspace(name: str) -> Any:
+    """A product workspace whose automatic pipeline is three stages: inbox → discovery → prd."""
+    from django.contrib.auth.models import User
+
+    from features.actions import do_create_workspace
+    from features.models import Workspace
+
+    owner, _ = User.objects.get_or_create(username="bench")
+    workspace = do_create_workspace(name=name, template="product", owner=owner)
+    Workspace.objects.filter(pk=workspace.pk).update(stop_stage=workspace.stages.get(key="design"))
+    workspace.refresh_from_db()
+    return workspace
+
+
+def wait_for(condition: Any, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out waiting for {what}")
+        time.sleep(0.002)
+
+
+def hop_latency(pipelines: int) -> dict[str, Any]:
+    """One pipeline at a time, so a hop measures the engine, not a queue of other work."""
+    from features.actions import do_create_feature
+    from pipeline import engine
+    from pipeline.models import Run
+
+    workspace = product_workspace("Hops")
+    hops: list[float] = []
+    for i in range(pipelines):
+        feature = do_create_feature(workspace, title=f"Hop {i}", user=None)
+        engine.launch_pipeline(feature, None)
+        wait_for(
+            lambda f=feature: Run.objects.filter(feature=f, status="succeeded").count() == 3,
+            30,
+            f"pipeline {i}",
+        )
+        runs = list(Run.objects.filter(feature=feature).order_by("id"))
+        for parent, child in itertools.pairwise(runs):
+            assert child.parent_run_id == parent.pk
+            assert child.claimed_at is not None
+            assert parent.finished_at is not None
+            hops.append((child.claimed_at - parent.finished_at).total_seconds())
+    return {
+        "hops": len(hops),
+        "p50_ms": ms(percentile(hops, 50)),
+        "p95_ms": ms(percentile(hops, 95)),
+        "p99_ms": ms(percentile(hops, 99)),
+    }
+
+
+def celery_chain_latency(chains: int) -> dict[str, Any]:
+    import redis
+    from celery import chain
+    from django.conf import settings
+
+    from bench.noop_tasks import noop
+
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    client.delete("bench:celery-hops")
+    for i in range(chains):
+        chain(noop.s(None), noop.s(), noop.s()).apply_async()
+        wait_for(lambda i=i: client.llen("bench:celery-hops") >= 2 * (i + 1), 30, f"chain {i}")
+    hops = [float(v) for v in client.lrange("bench:celery-hops", 0, -1)]
+    client.close()
+    return {
+        "hops": len(hops),
+        "p50_ms": ms(percentile(hops, 50)),
+        "p95_ms": ms(percentile(hops, 95)),
+        "p99_ms": ms(percentile(hops, 99)),
+    }
+
+
+class RssSampler(threading.Thread):
+    """Peak resident memory of any one worker process (main or pool child)."""
+
+    def __init__(self, pids: list[int]) -> None:
+        super().__init__(daemon=True)
+        self.pids = pids
+        self.peak_mb = 0.0
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        import psutil  # type: ignore[import-untyped]
+
+        while not self.done.wait(0.1):
+            for pid in self.pids:
+                try:
+                    root = psutil.Process(pid)
+                    for process in [root, *root.children(recursive=True)]:
+                        self.peak_mb = max(self.peak_mb, process.memory_info().rss / 2**20)
+                except psutil.Error:
+                    continue
+
+
+def throughput(pipelines: int, start_worker: Any) -> dict[str, Any]:
+    from django.contrib.auth.models import User
+    from django.db.models import Max, Min
+
+    from features.actions import do_create_feature, do_create_workspace
+    from pipeline import engine
+    from pipeline.models import Run
+
+    owner, _ = User.objects.get_or_create(username="bench")
+    workspace = do_create_workspace(name="Throughput", template="quick", owner=owner)
+    features = [
+        do_create_feature(workspace, title=f"Load {i}", user=None) for i in range(pipelines)
+    ]
+    # Launch everything before the workers start, so the measure is the workers' pace and not
+    # this process's launching competing with them for the two cores.
+    for feature in features:
+        engine.launch_pipeline(feature, None)
+    worker = start_worker()
+    sampler = RssSampler([worker.popen.pid])
+    sampler.start()
+    expected = 2 * pipelines
+    wait_for(
+        lambda: Run.objects.filter(workspace=workspace, status="succeeded").count() >= expected,
+        600,
+        "the throughput run to drain",
+    )
+    sampler.done.set()
+    span = Run.objects.filter(workspace=workspace).aggregate(
+        first=Min("claimed_at"), last=Max("finished_at")
+    )
+    seconds = (span["last"] - span["first"]).total_seconds()
+    return {
+        "stage_runs": expected,
+        "seconds": round(seconds, 2),
+        "runs_per_second": round(expected / seconds, 1),
+        "peak_worker_rss_mb": round(sampler.peak_mb, 1),
+    }
+
+
+def board_render(cards: int) -> dict[str, Any]:
+    from django.contrib.auth.models import User
+    from django.db import connection
+    from django.test import Client
+    from django.test.utils import CaptureQueriesContext
+
+    from features.actions import do_create_workspace
+    from features.models import Feature, Stage
+    from pipeline.models import Run
+
+    owner, _ = User.objects.get_or_create(username="board-owner")
+    workspace = do_create_workspace(name="Big board", template="delivery", owner=owner)
+    stages = list(workspace.stages.filter(board=Stage.Board.FEATURE))
+    todo = workspace.stages.get(key="todo")
+    parents = Feature.objects.bulk_create(
+        Feature(workspace=workspace, title=f"Card {i}", stage=stages[i % len(stages)], position=i)
+        for i in range(cards // 2)
+    )
+    Feature.objects.bulk_create(
+        Feature(
+            workspace=workspace,
+            title=f"Task {i}",
+            kind="task",
+            stage=todo,
+            position=i,
+            parent=parents[i % len(parents)],
+        )
+        for i in range(cards - len(parents))
+    )
+    Run.objects.bulk_create(
+        Run(workspace=workspace, feature=p, stage=p.stage, status="succeeded") for p in parents
+    )
+    client = Client()
+    client.force_login(owner)
+    url = f"/w/{workspace.slug}/"
+    client.get(url)  # warm caches and templates
+    timings, counts = [], []
+    for _ in range(5):
+        with CaptureQueriesContext(connection) as queries:
+            started = time.perf_counter()
+            response = client.get(url)
+            timings.append(time.perf_counter() - started)
+        assert response.status_code == 200
+        counts.append(len(queries))
+    return {
+        "cards": cards,
+        "queries": max(counts),
+        "server_ms_median": ms(statistics.median(timings)),
+    }
+
+
+def push_latency(pushes: int, base_url: str) -> dict[str, Any]:
+    """Publish a card change the way the engine does; time until Chromium's DOM shows it."""
+    from django.contrib.auth.models import User
+    from django.db import transaction
+    from playwright.sync_api import sync_playwright
+
+    from features.actions import do_create_feature, do_create_workspace
+    from features.events import card_changed_on_commit
+    from features.models import Feature
+
+    user = User.objects.create_user("pusher", password="pusher-password")  # noqa: S106
+    workspace = do_create_workspace(name="Push", template="quick", owner=user)
+    feature = do_create_feature(workspace, title="Push 0", user=user)
+    samples: list[float] = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path="/usr/bin/chromium",
+            args=[
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+            ],
+        )
+        page = browser.new_page()
+        page.goto(f"{base_url}/login/")
+        page.fill("input[name=username]", "pusher")
+        page.fill("input[name=password]", "pusher-password")
+        page.click("button[type=submit]")
+        page.wait_for_selector("#live-status.on")
+        for i in range(1, pushes + 1):
+            title = f"Push {i}"
+            page.evaluate(
+                """([id, title]) => new Promise(resolve => {
+                    window.__seen = null;
+                    const observer = new MutationObserver(() => {
+                        const el = document.querySelector(`#card-${id} .title`);
+                        if (el && el.textContent === title) {
+                            window.__seen = Date.now(); observer.disconnect();
+                        }
+                    });
+                    observer.observe(document.body, {subtree: true, childList: true,
+                                                     characterData: true});
+                    resolve();
+                })""",
+                [feature.pk, title],
+            )
+            with transaction.atomic():
+                Feature.objects.filter(pk=feature.pk).update(title=title)
+                feature.title = title
+                card_changed_on_commit(feature)
+                sent = time.time()
+            page.wait_for_function("window.__seen !== null", timeout=10_000)
+            samples.append(page.evaluate("window.__seen") / 1000 - sent)
+        browser.close()
+    return {
+        "pushes": len(samples),
+        "p50_ms": ms(percentile(samples, 50)),
+        "p95_ms": ms(percentile(samples, 95)),
+    }
+
+
+TARGETS = {
+    "hop p50": "≤ 10 ms",
+    "hop p99": "≤ 50 ms",
+    "hop vs Celery chain (p50)": "≤ 3x",
+    "throughput": "≥ 300 runs/s",
+    "board queries (2,000 cards)": "≤ 12, constant",
+    "board server time": "≤ 150 ms",
+    "push p95": "≤ 100 ms",
+}
+
+
+def table(results: dict[str, Any]) -> str:
+    hops, celery = results["hop_latency"], results["celery_chain"]
+    ratio = hops["p50_ms"] / celery["p50_ms"] if celery["p50_ms"] else float("nan")
+    results["hop_vs_celery_ratio_p50"] = round(ratio, 2)
+    rows = [
+        ("hop p50", f"{hops['p50_ms']} ms", TARGETS["hop p50"]),
+        ("hop p95", f"{hops['p95_ms']} ms", ""),
+        ("hop p99", f"{hops['p99_ms']} ms", TARGETS["hop p99"]),
+        ("Celery chain hop p50 / p99", f"{celery['p50_ms']} / {celery['p99_ms']} ms", ""),
+        ("hop vs Celery chain (p50)", f"{ratio:.2f}x", TARGETS["hop vs Celery chain (p50)"]),
+        ("throughput", f"{results['throughput']['runs_per_second']} runs/s", TARGETS["throughput"]),
+        (
+            "board queries (2,000 cards)",
+            str(results["board"]["queries"]),
+            TARGETS["board queries (2,000 cards)"],
+        ),
+        (
+            "board server time",
+            f"{results['board']['server_ms_median']} ms",
+            TARGETS["board server time"],
+        ),
+        (
+            "push p50 / p95",
+            f"{results['push']['p50_ms']} / {results['push']['p95_ms']} ms",
+            TARGETS["push p95"],
+        ),
+        ("worker peak RSS", f"{results['throughput']['peak_worker_rss_mb']} MB", ""),
+    ]
+    width = max(len(r[0]) for r in rows)
+    lines = [f"Runway bench — {results['services']} — {results['machine']}", ""]
+    lines.append(f"| {'measure'.ljust(width)} | result | target |")
+    lines.append(f"|{'-' * (width + 2)}|---|---|")
+    lines += [f"| {name.ljust(width)} | {value} | {target} |" for name, value, target in rows]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--pipelines", type=int, default=200)
+    parser.add_argument("--throughput", type=int, default=1000)
+    parser.add_argument("--cards", type=int, default=2000)
+    parser.add_argument("--pushes", type=int, default=40)
+    args = parser.parse_args()
+
+    services: Services = prepare()
+    from tests.integration.processes import Stack
+
+    stack = Stack({"RUNWAY_OFFLINE_DELAY_SECONDS": "0", "LOG_LEVEL": "WARNING"})
+    results: dict[str, Any] = {
+        "services": services.description,
+        "machine": f"{platform.machine()}, {__import__('os').cpu_count()} cores",
+        "when": time.strftime("%Y-%m-%d %H:%M"),
+    }
+    try:
+
+        def start_worker() -> Any:
+            for running in stack.workers:
+                running.stop()
+            return stack.start_worker(
+                concurrency=2, extra_args=["-I", "bench.noop_tasks"], loglevel="WARNING"
+            )
+
+        start_worker()
+        steps = [
+            ("hop_latency", lambda: hop_latency(args.pipelines)),
+            ("celery_chain", lambda: celery_chain_latency(args.pipelines)),
+            ("throughput", lambda: throughput(args.throughput, start_worker)),
+            ("board", lambda: board_render(args.cards)),
+            ("push", lambda: push_latency(args.pushes, stack.start_web())),
+        ]
+        for name, measure in steps:
+            print(f"{name}…", end=" ", flush=True)
+            results[name] = measure()
+            print(results[name], flush=True)
+    finally:
+        stack.stop()
+        services.close()
+    text = table(results)
+    Path(RESULTS).write_text(json.dumps(results, indent=2) + "\n")
+    print(text)
+    print(f"\nwrote {RESULTS.relative_to(ROOT)}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,49 @@
+"""The workspace list and the board page."""
+
+from __future__ import annotations
+
+from django.contrib.auth.decorators import login_required
+from django.http import HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_GET
+
+from features import queries
+from features.access import get_workspace, workspaces_for
+from features.views.cards import KIND_CHOICES
+from features.views.common import HtmxHttpRequest
+
+
+@login_required
+@require_GET
+def home(request: HtmxHttpRequest) -> HttpResponse:
+    workspaces = list(workspaces_for(request.user).order_by("name"))
+    if len(workspaces) == 1:
+        return redirect("features:board", slug=workspaces[0].slug)
+    return render(request, "features/home.html", {"workspaces": workspaces})
+
+
+@login_required
+@require_GET
+def board(request: HtmxHttpRequest, slug: str) -> HttpResponse:
+    workspace, membership = get_workspace(request.user, slug)
+    context = {
+        "workspace": workspace,
+        "membership": membership,
+        "workspaces": workspaces_for(request.user).order_by("name"),
+        "kinds": KIND_CHOICES,
+        **queries.board_page(workspace),
+    }
+    # A reconnecting page asks for the board body again: a missed event never leaves it wrong.
+    template = "features/board.html#board-body" if request.htmx else "features/board.html"
+    return render(request, template, context)
+
+
+@login_required
+@require_GET
+def worker_banner(request: HtmxHttpRequest, slug: str) -> HttpResponse:
+    workspace, _ = get_workspace(request.user, slug)
+    return render(
+        request,
+        "features/board.html#worker-banner",
+        {"workspace": workspace, "worker_alive": queries.worker_alive()},
+    )

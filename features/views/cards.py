@@ -1,0 +1,169 @@
+"""Card actions from the board. Each calls one service and answers with the card as it now is.
+
+The page only observes the pipeline: these POSTs start or stop work, and the websocket shows
+what the workers do with it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from django import forms
+from django.contrib.auth.decorators import login_required
+from django.http import HttpResponse
+from django.shortcuts import render
+from django.template.loader import render_to_string
+from django.views.decorators.http import require_POST
+
+from features import queries
+from features.access import get_feature, get_workspace
+from features.actions import FeatureError, do_create_feature, do_move_feature
+from features.models import Feature, Membership, Workspace
+from features.views.common import HtmxHttpRequest, card_response, with_toast
+from pipeline import engine
+from pipeline.models import Run
+
+
+def _run_in(feature: Feature, **filters: object) -> Run:
+    run = feature.runs.filter(**filters).order_by("-created_at", "-id").first()
+    if run is None:
+        raise engine.EngineError("Nothing to do: this card has no such run any more.")
+    return run
+
+
+def _launch(feature: Feature, request: HtmxHttpRequest) -> str:
+    launched = engine.launch_pipeline(feature, request.user)
+    verb = "Resumed" if launched.resumed else "Launched"
+    return f"{verb}: {' → '.join(launched.pipeline)}"
+
+
+def _stop(feature: Feature, request: HtmxHttpRequest) -> str:
+    engine.stop_pipeline(feature, request.user)
+    return "Pipeline stopped"
+
+
+def _retry(feature: Feature, request: HtmxHttpRequest) -> str:
+    last = feature.runs.order_by("-created_at", "-id").first()
+    if last is None or last.status not in (Run.Status.FAILED, Run.Status.CANCELLED):
+        raise engine.EngineError("Nothing to retry: the card's last run did not fail.")
+    run = engine.retry_run(last, request.user)
+    return f"Retrying {run.stage.name}"
+
+
+def _start(feature: Feature, request: HtmxHttpRequest) -> str:
+    run = engine.start_run(_run_in(feature, status=Run.Status.AWAITING_APPROVAL), request.user)
+    return f"Started {run.stage.name}"
+
+
+def _accept(feature: Feature, request: HtmxHttpRequest) -> str:
+    run = _run_in(feature, status=Run.Status.SUCCEEDED, decision=Run.Decision.PENDING)
+    engine.accept_run(run, request.user)
+    return "Result accepted"
+
+
+def _reject(feature: Feature, request: HtmxHttpRequest) -> str:
+    run = _run_in(feature, status=Run.Status.SUCCEEDED, decision=Run.Decision.PENDING)
+    engine.reject_run(run, request.user, request.POST.get("reason", "")[:300])
+    return "Result rejected"
+
+
+ACTIONS: dict[str, Callable[[Feature, HtmxHttpRequest], str]] = {
+    "launch": _launch,
+    "stop": _stop,
+    "retry": _retry,
+    "start": _start,
+    "accept": _accept,
+    "reject": _reject,
+}
+
+
+@login_required
+@require_POST
+def card_action(request: HtmxHttpRequest, pk: int, action: str) -> HttpResponse:
+    feature, membership = get_feature(request.user, pk, write=True)
+    try:
+        message = ACTIONS[action](feature, request)
+    except (engine.EngineError, FeatureError) as exc:
+        return with_toast(
+            card_response(request, feature, membership, status=409), str(exc), "error"
+        )
+    return with_toast(card_response(request, feature, membership), message, "success")
+
+
+def render_columns(
+    request: HtmxHttpRequest, workspace: Workspace, membership: Membership, stage_ids: set[int]
+) -> str:
+    return "".join(
+        render_to_string(
+            "features/board.html#column",
+            {"column": column, "membership": membership, "workspace": workspace, "oob": True},
+            request=request,
+        )
+        for column in queries.columns_for(workspace, stage_ids)
+    )
+
+
+@login_required
+@require_POST
+def move_card(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    """Drag and drop or the keyboard menu: put the card at a place in a column."""
+    feature, membership = get_feature(request.user, pk, write=True)
+    stage = feature.workspace.stages.filter(pk=request.POST.get("stage") or 0).first()
+    try:
+        position = int(request.POST["position"]) if request.POST.get("position") else None
+    except ValueError:
+        position = None
+    if stage is None or (position is not None and position < 0):
+        return with_toast(HttpResponse(status=400), "Choose a stage of this board.", "error")
+    touched = {feature.stage_id, stage.pk}
+    try:
+        do_move_feature(feature, stage, user=request.user, position=position)
+    except (FeatureError, engine.EngineError) as exc:
+        response = HttpResponse(render_columns(request, feature.workspace, membership, touched))
+        return with_toast(response, str(exc), "error")
+    return HttpResponse(render_columns(request, feature.workspace, membership, touched))
+
+
+# Tasks come from pipelines; people create the other kinds.
+KIND_CHOICES = [k for k in Feature.Kind.choices if k[0] != Feature.Kind.TASK]
+
+
+class NewFeatureForm(forms.Form):
+    title = forms.CharField(max_length=200)
+    description = forms.CharField(widget=forms.Textarea, required=False, max_length=20_000)
+    kind = forms.ChoiceField(choices=KIND_CHOICES, initial=Feature.Kind.FEATURE)
+    launch = forms.BooleanField(required=False, initial=True, label="Launch now")
+
+
+@login_required
+@require_POST
+def new_feature(request: HtmxHttpRequest, slug: str) -> HttpResponse:
+    workspace, membership = get_workspace(request.user, slug, write=True)
+    form = NewFeatureForm(request.POST)
+    if not form.is_valid():
+        return render(
+            request,
+            "features/board.html#new-feature-form",
+            {"form": form, "workspace": workspace, "kinds": KIND_CHOICES},
+            status=422,
+        )
+    feature = do_create_feature(
+        workspace,
+        title=form.cleaned_data["title"],
+        description=form.cleaned_data["description"],
+        kind=form.cleaned_data["kind"],
+        user=request.user,
+    )
+    message, level = f"“{feature.title}” created", "success"
+    if form.cleaned_data["launch"]:
+        try:
+            engine.launch_pipeline(feature, request.user)
+            message, level = "Generating feature in background…", "info"
+        except engine.EngineError as exc:
+            message, level = f"Created, but not launched: {exc}", "warning"
+    feature.refresh_from_db()
+    response = HttpResponse(render_columns(request, workspace, membership, {feature.stage_id}))
+    response["HX-Reswap"] = "none"  # keep the form; the new card arrives as an out-of-band column
+    return with_toast(
+        response, message, level, triggers={"closeDialog": "new-feature"}, feature_id=feature.pk
+    )

@@ -1,0 +1,561 @@
+"""/api/skills and /api/recipes: the skills catalog and each stage's recipe.
+
+Anyone in a workspace reads them; only its owners and admins vet skills and change recipes.
+Built-in skills (no workspace) are shared by every workspace, so only a site administrator
+changes them. A new prompt is a new skill version: past runs keep pointing at theirs.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from django.contrib.auth.models import User
+from django.db import IntegrityError, transaction
+from django.db.models import Q, QuerySet
+from django.http import Http404, HttpRequest
+from django.utils import timezone
+from ninja import Router, Schema
+from pydantic import AfterValidator, Field, StringConstraints
+
+from features.access import get_workspace, workspaces_for
+from features.api.base import (
+    READ_ERRORS,
+    WRITE_ERRORS,
+    ApiError,
+    Id,
+    Input,
+    Slug,
+    Text,
+    caller,
+    clean_text,
+    require_admin_somewhere,
+    responses,
+)
+from pipeline.models import Run
+from pipeline.providers import get_provider
+from pipeline.providers.base import PermanentProviderError
+from skills.catalog import (
+    LIBRARY_DIR,
+    SkillDefinition,
+    SkillFormatError,
+    latest_skill,
+    load_library,
+    sync_definitions,
+)
+from skills.models import RecipeStep, Skill, StageRecipe
+
+router = Router()
+
+Trust = Literal["vetted", "community", "experimental"]
+Automation = Literal["fully_auto", "auto_notify", "human_approval", "manual"]
+OnFail = Literal["stay", "revert", "create_questions", "review_required"]
+Prompt = Annotated[
+    str, StringConstraints(min_length=1, max_length=50_000), AfterValidator(clean_text)
+]
+ProviderName = Annotated[str, StringConstraints(pattern=r"^[a-z0-9_-]*$", max_length=30)]
+ModelName = Annotated[Text, StringConstraints(max_length=100)]
+_PLACEHOLDER = re.compile(r"\{\{\s*(\w+)\s*\}\}")
+
+
+# --- Schemas -----------------------------------------------------------------------------------
+
+
+class SkillOut(Schema):
+    id: int
+    slug: str
+    version: int
+    latest: bool
+    name: str
+    description: str
+    workspace: str | None = Field(description="Empty for built-in skills.")
+    source: str
+    trust: str
+    output: str
+    artifact_name: str
+    tags: list[str]
+    checksum: str
+    vetted_by: str | None
+    vetted_at: datetime | None
+    created_at: datetime
+
+
+class SkillDetail(SkillOut):
+    prompt_template: str
+    input_schema: dict[str, Any]
+    output_schema: dict[str, Any]
+
+
+class SkillUpdate(Input):
+    trust: Trust | None = None
+    prompt: Prompt | None = Field(default=None, description="A new prompt makes a new version.")
+
+
+class SyncedSkill(Schema):
+    id: int
+    slug: str
+    version: int
+    created: bool
+
+
+class SyncOut(Schema):
+    created: int
+    skills: list[SyncedSkill]
+
+
+class StepOut(Schema):
+    order: int
+    skill: str
+    skill_id: int
+    skill_version: int
+    trust: str
+    timeout_seconds: int
+    retry_count: int
+
+
+class RecipeGateOut(Schema):
+    name: str
+    type: str
+    required: bool
+    config: dict[str, Any]
+    failure_message: str
+
+
+class RecipeOut(Schema):
+    id: int
+    workspace: str
+    stage: str
+    stage_name: str
+    automation: str
+    on_fail: str
+    provider: str
+    model: str
+    enabled: bool
+    updated_at: datetime
+    steps: list[StepOut]
+    gates: list[RecipeGateOut]
+
+
+class RecipeUpdate(Input):
+    automation: Automation | None = None
+    on_fail: OnFail | None = None
+    provider: ProviderName | None = Field(default=None, description="Empty: the workspace default.")
+    model: ModelName | None = None
+    enabled: bool | None = None
+    steps: list[Slug] | None = Field(
+        default=None,
+        max_length=20,
+        description="Skill slugs in order; each uses its latest version.",
+    )
+
+
+class ValidationOut(Schema):
+    valid: bool
+    errors: list[str]
+    warnings: list[str]
+
+
+# --- Skills ------------------------------------------------------------------------------------
+
+
+def _visible_skills(user: User) -> QuerySet[Skill]:
+    return Skill.objects.filter(
+        Q(workspace__isnull=True) | Q(workspace__in=workspaces_for(user))
+    ).select_related("workspace", "vetted_by")
+
+
+def _latest_versions(skills: list[Skill]) -> dict[tuple[int | None, str], int]:
+    keys = {(s.workspace_id, s.slug) for s in skills}
+    top: dict[tuple[int | None, str], int] = {}
+    rows = Skill.objects.filter(slug__in={slug for _, slug in keys}).values_list(
+        "workspace_id", "slug", "version"
+    )
+    for workspace_id, slug, version in rows:
+        key = (workspace_id, slug)
+        if key in keys:
+            top[key] = max(top.get(key, 0), version)
+    return top
+
+
+def skill_out(skill: Skill, latest: bool, *, detail: bool = False) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "id": skill.pk,
+        "slug": skill.slug,
+        "version": skill.version,
+        "latest": latest,
+        "name": skill.name,
+        "description": skill.description,
+        "workspace": skill.workspace.slug if skill.workspace else None,
+        "source": skill.source,
+        "trust": skill.trust,
+        "output": skill.output,
+        "artifact_name": skill.artifact_name,
+        "tags": [str(t) for t in skill.tags] if isinstance(skill.tags, list) else [],
+        "checksum": skill.checksum,
+        "vetted_by": skill.vetted_by.get_username() if skill.vetted_by else None,
+        "vetted_at": skill.vetted_at,
+        "created_at": skill.created_at,
+    }
+    if detail:
+        data["prompt_template"] = skill.prompt_template
+        data["input_schema"] = skill.input_schema if isinstance(skill.input_schema, dict) else {}
+        data["output_schema"] = skill.output_schema if isinstance(skill.output_schema, dict) else {}
+    return data
+
+
+def _skill_for(user: User, pk: int) -> Skill:
+    skill = _visible_skills(user).filter(pk=pk).first()
+    if skill is None:
+        raise Http404("No such skill.")
+    return skill
+
+
+def _is_latest(skill: Skill) -> bool:
+    return not Skill.objects.filter(
+        workspace=skill.workspace, slug=skill.slug, version__gt=skill.version
+    ).exists()
+
+
+@router.get("/skills", response=responses({200: list[SkillOut]}, READ_ERRORS))
+def list_skills(
+    request: HttpRequest,
+    workspace: Slug | None = None,
+    all_versions: bool = False,
+) -> list[dict[str, Any]]:
+    """Built-in skills and your workspaces' own (or one workspace's), latest versions first."""
+    user = caller(request)
+    skills = _visible_skills(user)
+    if workspace:
+        own = get_workspace(user, workspace)[0]
+        skills = skills.filter(Q(workspace__isnull=True) | Q(workspace=own))
+    rows = list(skills.order_by("slug", "workspace_id", "-version"))
+    top = _latest_versions(rows)
+    return [
+        skill_out(s, top.get((s.workspace_id, s.slug)) == s.version)
+        for s in rows
+        if all_versions or top.get((s.workspace_id, s.slug)) == s.version
+    ]
+
+
+@router.post("/skills/sync", response=responses({200: SyncOut}, WRITE_ERRORS))
+def sync_skills(request: HttpRequest) -> dict[str, Any]:
+    """Read skills/library (every folder first: one bad file imports nothing) into built-ins."""
+    require_admin_somewhere(caller(request))
+    try:
+        definitions = load_library()
+    except SkillFormatError as exc:
+        # Name the file as the library knows it, not by its path on the server.
+        where = (
+            exc.path.relative_to(LIBRARY_DIR) if exc.path.is_relative_to(LIBRARY_DIR) else exc.path
+        )
+        reason = str(exc).removeprefix(f"{exc.path}:{exc.line}: ")
+        message = f"{where}:{exc.line}: {reason}"
+        raise ApiError(422, "skill_format", message, field=str(where)) from exc
+    before = set(Skill.objects.filter(workspace__isnull=True).values_list("pk", flat=True))
+    synced = sync_definitions(definitions, workspace=None, trust=Skill.Trust.VETTED)
+    rows = [
+        {"id": s.pk, "slug": s.slug, "version": s.version, "created": s.pk not in before}
+        for s in synced
+    ]
+    return {"created": sum(1 for r in rows if r["created"]), "skills": rows}
+
+
+@router.get("/skills/{id}", response=responses({200: SkillDetail}, READ_ERRORS))
+def get_skill(request: HttpRequest, id: Id) -> dict[str, Any]:
+    """One skill version with its prompt and input/output schemas."""
+    skill = _skill_for(caller(request), id)
+    return skill_out(skill, _is_latest(skill), detail=True)
+
+
+def _check_can_manage(user: User, skill: Skill) -> None:
+    if skill.workspace is not None:
+        get_workspace(user, skill.workspace.slug, admin=True)
+    elif not user.is_superuser:
+        raise ApiError(
+            403,
+            "forbidden",
+            "Built-in skills are shared by every workspace: only a site administrator "
+            "changes them. Change a workspace's own skill, or its recipes, instead.",
+        )
+
+
+def _definition(skill: Skill, prompt: str) -> SkillDefinition:
+    """The skill as the catalog would parse it, for a checksum comparable with a synced one."""
+    schema = skill.input_schema if isinstance(skill.input_schema, dict) else {}
+    properties = schema.get("properties") or {}
+    required = set(schema.get("required") or [])
+    return SkillDefinition(
+        slug=skill.slug,
+        name=skill.name,
+        description=skill.description,
+        output=skill.output,
+        artifact_name=skill.artifact_name,
+        prompt_template=prompt,
+        inputs={
+            name: {
+                "type": spec.get("type", "string"),
+                "required": name in required,
+                "doc": spec.get("description", ""),
+            }
+            for name, spec in properties.items()
+            if isinstance(spec, dict)
+        },
+        sections=list((skill.output_schema or {}).get("sections", [])),
+        tags=list(skill.tags or []),
+    )
+
+
+def _check_placeholders(skill: Skill, prompt: str) -> None:
+    allowed = set(((skill.input_schema or {}).get("properties") or {}).keys()) | {"sections"}
+    unknown = sorted({m.group(1) for m in _PLACEHOLDER.finditer(prompt)} - allowed)
+    if unknown:
+        raise ApiError(
+            422,
+            "invalid",
+            f"Placeholder(s) {', '.join(unknown)} are not inputs of {skill.slug}; "
+            f"use {', '.join(sorted(allowed))}.",
+            field="prompt",
+        )
+
+
+def _trust_fields(trust: str, user: User) -> dict[str, Any]:
+    vetted = trust == Skill.Trust.VETTED
+    return {
+        "trust": trust,
+        "vetted_by": user if vetted else None,
+        "vetted_at": timezone.now() if vetted else None,
+    }
+
+
+def _new_version(skill: Skill, prompt: str, trust: str | None, user: User) -> Skill:
+    definition = _definition(skill, prompt)
+    with transaction.atomic():
+        top = (
+            Skill.objects.select_for_update()
+            .filter(workspace=skill.workspace, slug=skill.slug)
+            .order_by("-version")
+            .values_list("version", flat=True)
+            .first()
+        ) or skill.version
+        trusted = (
+            _trust_fields(trust, user)
+            if trust is not None
+            else {"trust": skill.trust, "vetted_by": skill.vetted_by, "vetted_at": skill.vetted_at}
+        )
+        return Skill.objects.create(
+            workspace_id=skill.workspace_id,
+            slug=skill.slug,
+            version=top + 1,
+            name=skill.name,
+            description=skill.description,
+            source=skill.source,
+            output=skill.output,
+            artifact_name=skill.artifact_name,
+            prompt_template=prompt,
+            input_schema=skill.input_schema,
+            output_schema=skill.output_schema,
+            tags=skill.tags,
+            checksum=definition.checksum,
+            **trusted,
+        )
+
+
+@router.patch("/skills/{id}", response=responses({200: SkillDetail}, WRITE_ERRORS))
+def update_skill(request: HttpRequest, id: Id, payload: SkillUpdate) -> dict[str, Any]:
+    """Vet a skill (trust), or give it a new prompt, which saves a new version."""
+    user = caller(request)
+    skill = _skill_for(user, id)
+    _check_can_manage(user, skill)
+    if payload.prompt is not None and payload.prompt != skill.prompt_template:
+        _check_placeholders(skill, payload.prompt)
+        try:
+            skill = _new_version(skill, payload.prompt, payload.trust, user)
+        except IntegrityError as exc:
+            raise ApiError(
+                409, "conflict", "Someone saved a new version at the same time; try again."
+            ) from exc
+    elif payload.trust is not None:
+        Skill.objects.filter(pk=skill.pk).update(**_trust_fields(payload.trust, user))
+    skill = _skill_for(user, skill.pk)
+    return skill_out(skill, _is_latest(skill), detail=True)
+
+
+# --- Recipes -----------------------------------------------------------------------------------
+
+
+def _recipes(user: User) -> QuerySet[StageRecipe]:
+    return StageRecipe.objects.filter(stage__workspace__in=workspaces_for(user)).select_related(
+        "stage", "stage__workspace"
+    )
+
+
+def _recipe_for(user: User, pk: int, *, admin: bool = False) -> StageRecipe:
+    recipe = _recipes(user).filter(pk=pk).first()
+    if recipe is None:
+        raise Http404("No such recipe.")
+    get_workspace(user, recipe.stage.workspace.slug, admin=admin)
+    return recipe
+
+
+def recipe_out(recipe: StageRecipe) -> dict[str, Any]:
+    return {
+        "id": recipe.pk,
+        "workspace": recipe.stage.workspace.slug,
+        "stage": recipe.stage.key,
+        "stage_name": recipe.stage.name,
+        "automation": recipe.automation,
+        "on_fail": recipe.on_fail,
+        "provider": recipe.provider,
+        "model": recipe.model,
+        "enabled": recipe.enabled,
+        "updated_at": recipe.updated_at,
+        "steps": [
+            {
+                "order": step.order,
+                "skill": step.skill.slug,
+                "skill_id": step.skill_id,
+                "skill_version": step.skill.version,
+                "trust": step.skill.trust,
+                "timeout_seconds": step.timeout_seconds,
+                "retry_count": step.retry_count,
+            }
+            for step in recipe.steps.select_related("skill").order_by("order")
+        ],
+        "gates": [
+            {
+                "name": gate.name,
+                "type": gate.type,
+                "required": gate.required,
+                "config": gate.config if isinstance(gate.config, dict) else {},
+                "failure_message": gate.failure_message,
+            }
+            for gate in recipe.gates.all()
+        ],
+    }
+
+
+@dataclass
+class RecipeCheck:
+    skills: list[Skill]
+    errors: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"valid": not self.errors, "errors": self.errors, "warnings": self.warnings}
+
+
+def check_recipe(recipe: StageRecipe, change: RecipeUpdate | None = None) -> RecipeCheck:
+    """The recipe as it would be after `change`: errors refuse it, warnings only inform."""
+    change = change or RecipeUpdate()
+    workspace = recipe.stage.workspace
+    check = RecipeCheck(skills=[])
+    if change.steps is not None:
+        for slug in change.steps:
+            try:
+                check.skills.append(latest_skill(slug, workspace))
+            except Skill.DoesNotExist:
+                check.errors.append(f"No skill {slug!r}: sync the library or add it first.")
+    else:
+        check.skills = [s.skill for s in recipe.steps.select_related("skill").order_by("order")]
+    automation = change.automation or recipe.automation
+    enabled = recipe.enabled if change.enabled is None else change.enabled
+    provider = recipe.provider if change.provider is None else change.provider
+    if automation == StageRecipe.Automation.FULLY_AUTO:
+        for skill in check.skills:
+            if skill.trust != Skill.Trust.VETTED:
+                check.errors.append(
+                    f"{skill.slug} v{skill.version} is {skill.trust}: fully_auto recipes may only "
+                    "use vetted skills (vet it, or choose auto_notify or human_approval)."
+                )
+    if not recipe.gates.filter(required=True).exists():
+        check.warnings.append("No required gate: the card advances whatever this stage produces.")
+    if enabled and automation != StageRecipe.Automation.MANUAL and not check.skills:
+        check.warnings.append("No steps: nothing runs in this stage.")
+    if provider:
+        try:
+            get_provider(provider)
+        except PermanentProviderError:
+            check.warnings.append(f"Provider {provider!r} is not available on this server.")
+    return check
+
+
+def _replace_steps(recipe: StageRecipe, skills: list[Skill]) -> None:
+    # A skill that stays keeps its step's settings (params, mappings, timeout, retries).
+    kept: dict[str, RecipeStep] = {}
+    for step in recipe.steps.select_related("skill"):
+        kept.setdefault(step.skill.slug, step)
+    recipe.steps.all().delete()
+    steps = []
+    for order, skill in enumerate(skills, start=1):
+        old = kept.get(skill.slug)
+        step = RecipeStep(recipe=recipe, skill=skill, order=order)
+        if old is not None:
+            for name in (
+                "params",
+                "input_mapping",
+                "output_mapping",
+                "provider",
+                "model",
+                "timeout_seconds",
+                "retry_count",
+            ):
+                setattr(step, name, getattr(old, name))
+        steps.append(step)
+    RecipeStep.objects.bulk_create(steps)
+
+
+@router.get("/recipes", response=responses({200: list[RecipeOut]}, READ_ERRORS))
+def list_recipes(request: HttpRequest, workspace: Slug | None = None) -> list[dict[str, Any]]:
+    """Stage recipes of your workspaces (or one of them), in board order."""
+    user = caller(request)
+    recipes = _recipes(user)
+    if workspace:
+        recipes = recipes.filter(stage__workspace=get_workspace(user, workspace)[0])
+    ordered = recipes.order_by("stage__workspace__name", "stage__board", "stage__position")
+    return [recipe_out(r) for r in ordered.prefetch_related("gates")]
+
+
+@router.get("/recipes/{id}", response=responses({200: RecipeOut}, READ_ERRORS))
+def get_recipe(request: HttpRequest, id: Id) -> dict[str, Any]:
+    return recipe_out(_recipe_for(caller(request), id))
+
+
+@router.patch("/recipes/{id}", response=responses({200: RecipeOut}, WRITE_ERRORS))
+def update_recipe(request: HttpRequest, id: Id, payload: RecipeUpdate) -> dict[str, Any]:
+    """Change a recipe (admins). Refused with 422 if validation finds errors."""
+    recipe = _recipe_for(caller(request), id, admin=True)
+    check = check_recipe(recipe, payload)
+    if check.errors:
+        raise ApiError(422, "invalid_recipe", " ".join(check.errors), field="steps")
+    with transaction.atomic():
+        recipe = (
+            StageRecipe.objects.select_for_update()
+            .select_related("stage__workspace")
+            .get(pk=recipe.pk)
+        )
+        if payload.steps is not None:
+            if Run.objects.filter(stage=recipe.stage, status__in=Run.ACTIVE_STATUSES).exists():
+                raise ApiError(
+                    409,
+                    "stage_busy",
+                    f"{recipe.stage.name} has runs in progress; change its steps when they end.",
+                    field="steps",
+                )
+            _replace_steps(recipe, check.skills)
+        for name in ("automation", "on_fail", "provider", "model", "enabled"):
+            value = getattr(payload, name)
+            if value is not None:
+                setattr(recipe, name, value)
+        recipe.save()
+    return recipe_out(_recipe_for(caller(request), recipe.pk))
+
+
+@router.post("/recipes/{id}/validate", response=responses({200: ValidationOut}, WRITE_ERRORS))
+def validate_recipe(
+    request: HttpRequest, id: Id, payload: RecipeUpdate | None = None
+) -> dict[str, Any]:
+    """Check the recipe, or the recipe as a proposed change would make it, without saving."""
+    recipe = _recipe_for(caller(request), id)
+    return check_recipe(recipe, payload).as_dict()
