@@ -18,14 +18,15 @@ import contextlib
 import logging
 import random
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
+from decimal import Decimal
 from functools import partial
 from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
-from django.db.models import Count, F, Max, Q, QuerySet, Subquery, Value
+from django.db.models import Count, F, Max, Q, QuerySet, Subquery, Sum, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -43,6 +44,9 @@ logger = logging.getLogger(__name__)
 Status = Run.Status
 # A countdown message may arrive a little before the backoff it waits for has passed.
 CLAIM_EARLY = timedelta(seconds=1)
+# How soon a run refused for lack of a slot, or for the budget, is looked at again.
+ADMISSION_RETRY_SECONDS = 2.0
+BUDGET_RETRY_SECONDS = 60.0
 Automation = StageRecipe.Automation
 OnFail = StageRecipe.OnFail
 
@@ -560,6 +564,10 @@ def claim_run(run_id: int, worker_id: str) -> Run | None:
         locked = _lock_first(Feature.objects.filter(pk=Subquery(queued)))
         if locked is None:
             return None
+        refusal = _admission(run_id, now)
+        if refusal is not None:
+            _defer(run_id, locked, *refusal, now=now)
+            return None
         # A copy of the message (dispatch sweep, redelivery) must not cut a backoff short.
         claimed = (
             Run.objects.filter(pk=run_id, status=Status.QUEUED)
@@ -582,6 +590,68 @@ def claim_run(run_id: int, worker_id: str) -> Run | None:
         )
         events.card_changed_on_commit(run.feature)
     return run
+
+
+def month_spend(workspace_id: int, now: datetime) -> Decimal:
+    start = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    total = Run.objects.filter(workspace_id=workspace_id, created_at__gte=start).aggregate(
+        total=Sum("cost_usd")
+    )["total"]
+    return total or Decimal("0")
+
+
+def _admission(run_id: int, now: datetime) -> tuple[str, float] | None:
+    """Why the workspace cannot start this run now, and when to look again; None if it can.
+
+    The workspace row is locked so two workers cannot both take the last free slot.
+    """
+    workspace_id = Run.objects.values_list("workspace_id", flat=True).get(pk=run_id)
+    workspace = Workspace.objects.select_for_update().order_by().get(pk=workspace_id)
+    running = Run.objects.filter(workspace_id=workspace_id, status=Status.RUNNING).count()
+    if running >= workspace.max_concurrent_runs:
+        return (
+            f"Waiting for a free slot: {running} runs are running in this workspace "
+            f"(limit {workspace.max_concurrent_runs})",
+            ADMISSION_RETRY_SECONDS,
+        )
+    budget = workspace.monthly_budget_usd
+    if budget is not None:
+        spent = month_spend(workspace_id, now)
+        if spent >= budget:
+            return (
+                f"Budget reached: ${spent:.2f} of ${budget:.2f} spent this month; "
+                "raise the budget to resume",
+                BUDGET_RETRY_SECONDS,
+            )
+    return None
+
+
+def _defer(run_id: int, feature_id: int, why: str, retry_in: float, *, now: datetime) -> None:
+    """Leave the run queued, say why on the card, and look again later."""
+    Run.objects.filter(pk=run_id, status=Status.QUEUED).update(
+        next_attempt_at=now + timedelta(seconds=retry_in),
+        error_kind=Run.ErrorKind.DEFERRED,
+        error_message=why,
+    )
+    feature = Feature(pk=feature_id, workspace_id=Run.objects.get(pk=run_id).workspace_id)
+    Feature.objects.filter(pk=feature_id).exclude(status_note=why[:500]).update(
+        status=Feature.Status.QUEUED, status_note=why[:500], updated_at=now
+    )
+    events.card_changed_on_commit(feature)
+    transaction.on_commit(partial(enqueue, run_id, countdown=retry_in), robust=True)
+
+
+def resume_deferred(workspace: Workspace) -> int:
+    """Budget raised or slots freed: send the workspace's waiting runs again now."""
+    waiting = list(
+        Run.objects.filter(
+            workspace=workspace, status=Status.QUEUED, error_kind=Run.ErrorKind.DEFERRED
+        ).values_list("pk", flat=True)
+    )
+    Run.objects.filter(pk__in=waiting).update(next_attempt_at=None)
+    for run_id in waiting:
+        transaction.on_commit(partial(enqueue, run_id), robust=True)
+    return len(waiting)
 
 
 def still_running(run_id: int, attempt: int) -> bool:

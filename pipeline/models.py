@@ -38,6 +38,7 @@ class Run(models.Model):
         PERMANENT = "permanent", "Permanent"
         GATE = "gate", "Gate failed"
         LOST = "lost", "Worker lost"
+        DEFERRED = "deferred", "Waiting for a slot or budget"
         CANCELLED = "cancelled", "Cancelled"
 
     ACTIVE_STATUSES = (Status.AWAITING_APPROVAL, Status.QUEUED, Status.RUNNING)
