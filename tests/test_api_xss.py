@@ -74,7 +74,7 @@ def test_it_escapes_the_description_and_sanitises_artifacts_on_the_detail_page(
     assert page.status_code == 200
     assert TITLE not in html
     assert "&lt;img src=x onerror=&quot;alert(1)&quot;&gt;" in html
-    assert "<h1>Plan</h1>" in html  # the markdown still renders
+    assert "<h3>Plan</h3>" in html  # the markdown still renders
     assert 'alert("artifact")' not in html
     assert "javascript:" not in html
     assert "onerror=alert(2)" not in html
