@@ -54,6 +54,10 @@ class Run(models.Model):
     parent_run = models.ForeignKey(
         "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="child_runs"
     )
+    # A person's "edit and rerun" of a finished run: linked, never replacing its history.
+    rerun_of = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="reruns"
+    )
     pipeline_next = models.JSONField(default=list, blank=True)
     # 1-based place of this run in the pipeline it belongs to: "step X of N" on the card,
     # with N = pipeline_index + len(pipeline_next).
@@ -195,3 +199,24 @@ class WorkerHeartbeat(models.Model):
         return cls.objects.filter(
             stopped_at__isnull=True, last_seen__gte=timezone.now() - WORKER_STALE_AFTER
         )
+
+
+class ModelPrice(models.Model):
+    """What a provider charges per million tokens of a model; runs' costs are computed from it."""
+
+    provider = models.CharField(max_length=30)
+    model = models.CharField(max_length=100)
+    input_per_mtok = models.DecimalField(max_digits=10, decimal_places=4)
+    output_per_mtok = models.DecimalField(max_digits=10, decimal_places=4)
+    cache_read_per_mtok = models.DecimalField(max_digits=10, decimal_places=4, default=0)
+    cache_write_per_mtok = models.DecimalField(max_digits=10, decimal_places=4, default=0)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["provider", "model"]
+        constraints = [
+            models.UniqueConstraint(fields=["provider", "model"], name="model_price_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.provider}/{self.model}"
