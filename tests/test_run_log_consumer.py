@@ -7,67 +7,21 @@ AuthMiddlewareStack as config.asgi; events go through the real Redis channel lay
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
 
 import pytest
-from asgiref.sync import async_to_sync, sync_to_async
-from channels.auth import AuthMiddlewareStack
-from channels.routing import URLRouter
-from channels.testing import WebsocketCommunicator
-from django.conf import settings
-from django.test import Client
 
-from config.routing import websocket_urlpatterns
 from features.models import Feature
 from pipeline.models import Run
 from pipeline.runlog import append_log
 from tests.conftest import make_story
 from tests.engine_helpers import card
+from tests.websocket_helpers import Session, websocket_session
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-application = AuthMiddlewareStack(URLRouter(websocket_urlpatterns))
 
-
-@dataclass
-class Session:
-    connected: bool
-    code: Any
-    received: list[str] = field(default_factory=list)
-
-
-def _cookie_for(user) -> list[tuple[bytes, bytes]]:
-    if user is None:
-        return []
-    client = Client()
-    client.force_login(user)
-    session = client.cookies[settings.SESSION_COOKIE_NAME].value
-    return [(b"cookie", f"{settings.SESSION_COOKIE_NAME}={session}".encode())]
-
-
-def _session(
-    user, path: str, *, then: Callable[[], None] | None = None, expect: int = 0
-) -> Session:
-    """Connect as `user`; collect `expect` messages, running `then` (sync) once accepted."""
-    headers = _cookie_for(user)
-
-    async def scenario() -> Session:
-        communicator = WebsocketCommunicator(application, path, headers=headers)
-        connected, code = await communicator.connect()
-        session = Session(connected, code)
-        if not connected:
-            return session
-        if then is not None:
-            await sync_to_async(then)()
-        for _ in range(expect):
-            session.received.append(await communicator.receive_from(timeout=3))
-        assert await communicator.receive_nothing(timeout=0.2)
-        await communicator.disconnect()
-        return session
-
-    return async_to_sync(scenario)()
+def _session(user, path: str, *, then=None, expect: int = 0) -> Session:
+    return websocket_session(user, path, then=then, expect=expect)
 
 
 def _run(feature: Feature, status: str = Run.Status.RUNNING) -> Run:

@@ -6,73 +6,25 @@ AuthMiddlewareStack as config.asgi; events go through the real Redis channel lay
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from asgiref.sync import async_to_sync, sync_to_async
-from channels.auth import AuthMiddlewareStack
-from channels.routing import URLRouter
-from channels.testing import WebsocketCommunicator
-from django.conf import settings
-from django.test import Client
 
-from config.routing import websocket_urlpatterns
 from features.actions import do_create_feature
 from features.events import publish, workspace_group
 from features.models import Workspace
 from tests.conftest import make_story
+from tests.websocket_helpers import Session, websocket_session
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-application = AuthMiddlewareStack(URLRouter(websocket_urlpatterns))
 
 
 def _event(feature_id: int) -> dict[str, Any]:
     return {"type": "cards.changed", "feature_ids": [feature_id], "stage_ids": []}
 
 
-@dataclass
-class Session:
-    connected: bool
-    code: Any
-    received: list[str] = field(default_factory=list)
-
-
-def _cookie_for(user) -> list[tuple[bytes, bytes]]:
-    if user is None:
-        return []
-    client = Client()
-    client.force_login(user)
-    session = client.cookies[settings.SESSION_COOKIE_NAME].value
-    return [(b"cookie", f"{settings.SESSION_COOKIE_NAME}={session}".encode())]
-
-
-def _session(
-    user, slug: str, *, then: Callable[[], None] | None = None, expect: int = 0
-) -> Session:
-    """Connect as `user`; once accepted, run `then` (sync) and collect `expect` messages."""
-    headers = _cookie_for(user)
-
-    async def scenario() -> Session:
-        communicator = WebsocketCommunicator(
-            application, f"/ws/workspaces/{slug}/", headers=headers
-        )
-        connected, code = await communicator.connect()
-        session = Session(connected, code)
-        if not connected:
-            return session
-        if then is not None:
-            await sync_to_async(then)()
-        for _ in range(expect):
-            session.received.append(await communicator.receive_from(timeout=3))
-        # Nothing beyond what was expected, e.g. another workspace's events.
-        assert await communicator.receive_nothing(timeout=0.2)
-        await communicator.disconnect()
-        return session
-
-    return async_to_sync(scenario)()
+def _session(user, slug: str, *, then=None, expect: int = 0) -> Session:
+    return websocket_session(user, f"/ws/workspaces/{slug}/", then=then, expect=expect)
 
 
 def test_it_pushes_a_member_the_changed_card_as_html():

@@ -39,6 +39,25 @@ _TASK_TEMPLATES = [
     ("Document {t}", "README and help text for {t}.", [3]),
 ]
 
+# An epic breaks into user stories, a story into subtasks.
+_STORY_TEMPLATES = [
+    ("As a new user, I can start using {t}", "The first-run path of {t}, end to end.", []),
+    ("As a user, I can do the main job of {t}", "The everyday flow {t} exists for.", [0]),
+    ("As a user, I can fix my mistakes in {t}", "Editing, undo and clear errors in {t}.", [1]),
+    ("As an admin, I can configure {t}", "Settings and permissions for {t}.", [0]),
+    ("As a user, I get notified about {t}", "Emails and in-app notices from {t}.", [1]),
+    ("As a support agent, I can see what happened in {t}", "History and audit for {t}.", [1]),
+]
+_SUBTASK_TEMPLATES = [
+    ("Subtask: agree the acceptance criteria of {t}", "Examples that prove {t} is done.", []),
+    ("Subtask: implement {t}", "The code change behind {t}.", [0]),
+    ("Subtask: test {t}", "Automated tests for each acceptance criterion of {t}.", [1]),
+    ("Subtask: review and demo {t}", "Code review and a demo of {t} to the team.", [2]),
+    ("Subtask: handle the edge cases of {t}", "Empty, slow and concurrent cases of {t}.", [1]),
+    ("Subtask: document {t}", "Help text and release notes for {t}.", [1]),
+]
+_TEMPLATES_BY_KIND = {"epic": _STORY_TEMPLATES, "story": _SUBTASK_TEMPLATES}
+
 
 def directives(text: str, skill_slug: str = "") -> dict[str, str]:
     """The directives in `text` that apply to `skill_slug` (untargeted ones apply to all)."""
@@ -54,11 +73,20 @@ def _seed(*parts: str) -> int:
     return int(hashlib.sha256("\x00".join(parts).encode()).hexdigest()[:8], 16)
 
 
+_STOPWORDS = frozenset(
+    "about after also been from have into just more only over some such than that their them "
+    "then they this very what when which while with without would your".split()
+)
+
+
 def _sentences(title: str, section: str, description: str) -> str:
-    words = [w for w in re.findall(r"[A-Za-z][A-Za-z\-]{3,}", _DIRECTIVE.sub("", description))][:6]
-    focus = ", ".join(words) if words else title.lower()
+    words: list[str] = []
+    for word in re.findall(r"[A-Za-z][A-Za-z\-]{3,}", _DIRECTIVE.sub("", description)):
+        if word.lower() not in _STOPWORDS and word.lower() not in words:
+            words.append(word.lower())
+    focus = ", ".join(words[:3]) + (f" and {words[3]}" if len(words) > 3 else "")
     return (
-        f"For **{title}**, the {section.lower()} centres on {focus}.\n\n"
+        f"For **{title}**, the {section.lower()} centres on {focus or title.lower()}.\n\n"
         f"- What a user of {title} needs from this part, stated so it can be checked.\n"
         f"- The edge cases: empty input, concurrent edits, slow networks.\n"
         f"- How we will know it works: a test or a metric for each point above.\n"
@@ -80,7 +108,7 @@ class OfflineProvider:
         self._maybe_fail(request, found)
         title = request.inputs.get("title", "Untitled")
         if request.output == "tasks":
-            output = self._tasks(title)
+            output = self._tasks(request, title)
         elif request.output == "score":
             output = self._score(request, title, found)
         else:
@@ -129,10 +157,13 @@ class OfflineProvider:
             parts.append(f"## {section}\n\n{body}")
         return "\n".join(parts)
 
-    def _tasks(self, title: str) -> StepOutput:
-        count = 3 + _seed(title) % 4  # 3 to 6 tasks, stable for a given title
+    def _tasks(self, request: StepRequest, title: str) -> StepOutput:
+        """A task list shaped by the card's kind: an epic's items read as stories, a story's
+        as its subtasks, anything else's as implementation tasks."""
+        templates = _TEMPLATES_BY_KIND.get(request.inputs.get("kind", ""), _TASK_TEMPLATES)
+        count = 3 + _seed(title) % 4  # 3 to 6 items, stable for a given title
         tasks: list[dict[str, Any]] = []
-        for name, description, depends in _TASK_TEMPLATES[:count]:
+        for name, description, depends in templates[:count]:
             tasks.append(
                 {
                     "title": name.format(t=title)[:200],
