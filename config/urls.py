@@ -19,5 +19,6 @@ urlpatterns = [
     path("api/", api.urls),
     # Product
     path("", include("pipeline.urls")),
+    path("", include("skills.urls")),
     path("", include("features.urls")),
 ]

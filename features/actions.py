@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import transaction
-from django.db.models import Case, F, Max, Value, When
+from django.db.models import Case, F, Max, Q, Value, When
 from django.utils import timezone
 from django.utils.text import slugify
 
 from features import events
-from features.models import Feature, Membership, Stage, StageTransition, Workspace
+from features.models import Dependency, Feature, Membership, Stage, StageTransition, Workspace
 from features.stage_templates import DEFAULT_STOP_STAGE, TEMPLATES, WORK_BOARD
 
 
@@ -34,7 +35,12 @@ def do_create_workspace(
     if Workspace.objects.filter(slug=slug).exists():
         raise FeatureError(f"A workspace with the address {slug!r} exists; choose another name.")
     with transaction.atomic():
-        workspace = Workspace.objects.create(name=name, slug=slug, template=template)
+        workspace = Workspace.objects.create(
+            name=name,
+            slug=slug,
+            template=template,
+            default_provider=settings.RUNWAY_DEFAULT_PROVIDER,
+        )
         stages = [
             Stage(
                 workspace=workspace,
@@ -101,6 +107,7 @@ def do_create_feature(
     kind: str = Feature.Kind.FEATURE,
     parent: Feature | None = None,
     stage: Stage | None = None,
+    note: str = "Created",
 ) -> Feature:
     title = title.strip()
     if not title:
@@ -127,9 +134,7 @@ def do_create_feature(
             position=_next_position(stage),
             created_by=user,
         )
-        StageTransition.objects.create(
-            feature=feature, to_stage=stage, actor_user=user, note="Created"
-        )
+        StageTransition.objects.create(feature=feature, to_stage=stage, actor_user=user, note=note)
         events.card_changed_on_commit(feature, created=True)
     return feature
 
@@ -159,6 +164,41 @@ def insert_into_column(feature: Feature, stage: Stage, position: int | None) -> 
         )
     feature.position = position
     feature.stage = stage
+
+
+# A dependency is finished once its card reaches a done (or live) stage.
+FINISHED = Q(stage__is_done=True) | Q(stage__is_live=True)
+
+
+def blocking_dependencies(feature: Feature) -> list[int]:
+    """The ids of the cards this one waits for that are not finished yet."""
+    unfinished = Feature.objects.filter(dependents__feature=feature).exclude(FINISHED)
+    return sorted(unfinished.values_list("pk", flat=True))
+
+
+def unblock_dependents(feature: Feature, stage: Stage) -> list[int]:
+    """`feature` reached `stage`: its blocked dependents whose every dependency is now
+    finished become idle. People (do_move_feature) and pipelines (the engine) both call this."""
+    if not (stage.is_done or stage.is_live):
+        return []
+    # The card itself may not be saved in its new stage yet (the engine saves it later).
+    waiting = Dependency.objects.filter(
+        depends_on__in=Feature.objects.exclude(FINISHED).exclude(pk=feature.pk)
+    )
+    ready = list(
+        Feature.objects.filter(dependencies__depends_on=feature, status=Feature.Status.BLOCKED)
+        .exclude(pk__in=waiting.values("feature_id"))
+        .exclude(pk=feature.pk)
+        .values_list("pk", "workspace_id")
+    )
+    if not ready:
+        return []
+    Feature.objects.filter(pk__in=[pk for pk, _ in ready]).update(
+        status=Feature.Status.IDLE, status_note="", updated_at=timezone.now()
+    )
+    for pk, workspace_id in ready:
+        events.card_changed_on_commit(Feature(pk=pk, workspace_id=workspace_id))
+    return [pk for pk, _ in ready]
 
 
 def do_move_feature(
@@ -192,6 +232,7 @@ def do_move_feature(
                 actor_user=user,
                 note=note,
             )
+            unblock_dependents(locked, stage)
             if trigger_automation:
                 from pipeline.engine import on_stage_entered
 

@@ -22,6 +22,7 @@ from features.models import (
     Artifact,
     Dependency,
     Feature,
+    HealthCheckResult,
     Membership,
     Stage,
     StageTransition,
@@ -131,6 +132,24 @@ class WorkspaceAdmin(admin.ModelAdmin):
     ) -> None:
         if change:
             super().save_model(request, obj, form, change)
+            # A raised (or removed) budget or run limit lets held runs go on now, not later.
+            raised = any(
+                name in form.changed_data
+                and (
+                    getattr(obj, name) is None
+                    or (
+                        form.initial.get(name) is not None
+                        and getattr(obj, name) > form.initial[name]
+                    )
+                )
+                for name in ("monthly_budget_usd", "max_concurrent_runs")
+            )
+            if raised:
+                from pipeline.engine import resume_deferred
+
+                resumed = resume_deferred(obj)  # sends them after the admin's commit
+                if resumed:
+                    self.message_user(request, f"{resumed} waiting run(s) resumed.")
             return
         created = do_create_workspace(
             name=obj.name, slug=obj.slug, template=obj.template, owner=operator(request)
@@ -395,4 +414,21 @@ class ApiTokenAdmin(admin.ModelAdmin):
     exclude = ["token_hash"]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+
+@admin.register(HealthCheckResult)
+class HealthCheckResultAdmin(admin.ModelAdmin):
+    """The history of a live feature's health checks: written by the checks, read by people."""
+
+    list_display = ["feature", "ok", "detail", "duration_ms", "checked_at"]
+    list_filter = ["ok"]
+    search_fields = ["feature__title", "detail"]
+    list_select_related = ["feature"]
+    date_hierarchy = "checked_at"
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False

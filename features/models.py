@@ -209,6 +209,23 @@ class Dependency(models.Model):
         return f"{self.feature_id} depends on {self.depends_on_id}"
 
 
+class HealthCheckResult(models.Model):
+    """One run of a live card's health check (features/health.py); the history is kept."""
+
+    feature = models.ForeignKey(Feature, on_delete=models.CASCADE, related_name="health_results")
+    ok = models.BooleanField()
+    detail = models.CharField(max_length=500, blank=True)
+    duration_ms = models.PositiveIntegerField(default=0)
+    checked_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-checked_at", "-id"]
+        indexes = [models.Index(fields=["feature", "-checked_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.feature_id} {'ok' if self.ok else 'failing'} at {self.checked_at}"
+
+
 class StageTransition(models.Model):
     """Audit row for every move of a card, by a person or by a run."""
 

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
-from django.db.models import Count, OuterRef, Q, QuerySet, Subquery
+from django.db.models import Count, OuterRef, Prefetch, Q, QuerySet, Subquery, Sum
 
-from features.models import Artifact, Feature, Stage, Workspace
+from features.models import Artifact, Feature, HealthCheckResult, Stage, Workspace
 from pipeline.models import Run, WorkerHeartbeat
 
 
@@ -25,6 +26,9 @@ class Column:
 
 def annotated_cards(workspace: Workspace) -> QuerySet[Feature]:
     latest_run = Run.objects.filter(feature=OuterRef("pk")).order_by("-created_at", "-id")
+    latest_health = HealthCheckResult.objects.filter(feature=OuterRef("pk")).order_by(
+        "-checked_at", "-id"
+    )
     return (
         Feature.objects.filter(workspace=workspace)
         .select_related("stage")
@@ -37,6 +41,16 @@ def annotated_cards(workspace: Workspace) -> QuerySet[Feature]:
                 distinct=True,
             ),
             last_run_id=Subquery(latest_run.values("id")[:1]),
+            # The health badge: the latest check's outcome (None: never checked).
+            health_ok=Subquery(latest_health.values("ok")[:1]),
+            health_detail=Subquery(latest_health.values("detail")[:1]),
+            # What the card's runs cost, summed in a subquery (no join to multiply counts).
+            cost_usd=Subquery(
+                Run.objects.filter(feature=OuterRef("pk"))
+                .values("feature")
+                .annotate(total=Sum("cost_usd"))
+                .values("total")[:1]
+            ),
         )
         .order_by("position", "id")
     )
@@ -121,13 +135,51 @@ def board_page(workspace: Workspace) -> dict[str, Any]:
 
 
 def feature_page(feature: Feature) -> dict[str, Any]:
+    runs = list(Run.objects.filter(feature=feature).select_related("stage").order_by("created_at"))
     return {
         "artifacts": list(Artifact.objects.filter(feature=feature).order_by("name", "-version")),
-        "runs": list(
-            Run.objects.filter(feature=feature).select_related("stage").order_by("created_at")
-        ),
-        "children": list(feature.children.select_related("stage").order_by("kind", "id")),
+        "runs": runs,
+        "cost_total": sum((r.cost_usd for r in runs), Decimal(0)),
+        "children": card_tree(feature),
+        **linked_work(feature),
         "transitions": list(
             feature.transitions.select_related("from_stage", "to_stage", "actor_user")
         ),
+    }
+
+
+def card_tree(feature: Feature) -> list[Feature]:
+    """The card's children, each with its own children as `.grandchildren` (two queries):
+    an epic's stories and their subtasks, a feature's incidents and tasks."""
+    grandchildren = Prefetch(
+        "children",
+        queryset=Feature.objects.select_related("stage").order_by("kind", "id"),
+        to_attr="grandchildren",
+    )
+    return list(
+        feature.children.select_related("stage")
+        .prefetch_related(grandchildren)
+        .order_by("kind", "id")
+    )
+
+
+def linked_work(feature: Feature) -> dict[str, Any]:
+    """What the card waits for and what waits for it, and its health check's recent results."""
+    from features.health import commands_allowed, describe
+
+    return {
+        "depends_on": list(
+            Feature.objects.filter(dependents__feature=feature)
+            .select_related("stage")
+            .order_by("id")
+        ),
+        "blocks": list(
+            Feature.objects.filter(dependencies__depends_on=feature)
+            .select_related("stage")
+            .order_by("id")
+        ),
+        "health_results": list(feature.health_results.all()[:20]),
+        "health_summary": describe(feature.health_check),
+        "health_target": feature.health_check.get("url") or feature.health_check.get("command", ""),
+        "health_commands_allowed": commands_allowed(),
     }

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path, re_path
 
-from features.views import board, cards, detail
+from features.views import board, cards, detail, health, rerun, settings
 
 app_name = "features"
 
@@ -12,13 +12,16 @@ urlpatterns = [
     path("w/<slug:slug>/", board.board, name="board"),
     path("w/<slug:slug>/features/new", cards.new_feature, name="new"),
     path("w/<slug:slug>/worker-banner", board.worker_banner, name="worker_banner"),
+    path("w/<slug:slug>/settings", settings.workspace_settings, name="settings"),
     # Cards
     path("features/<int:pk>/", detail.feature_detail, name="detail"),
     path("features/<int:pk>/move", cards.move_card, name="move"),
     path("features/<int:pk>/edit", detail.edit_feature, name="edit"),
+    path("features/<int:pk>/health", health.set_health_check, name="health"),
     path(
         "features/<int:pk>/artifacts/<path:name>/diff", detail.artifact_diff, name="artifact_diff"
     ),
+    path("features/<int:pk>/runs/<int:run_id>/rerun", rerun.rerun, name="rerun"),
     re_path(
         r"^features/(?P<pk>[0-9]+)/(?P<action>launch|stop|retry|start|accept|reject)$",
         cards.card_action,

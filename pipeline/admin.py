@@ -13,7 +13,7 @@ from django.http import HttpRequest
 
 from features.admin import ReadOnlyInline, operator
 from pipeline import engine
-from pipeline.models import Run, RunLog, WorkerHeartbeat
+from pipeline.models import ModelPrice, Run, RunLog, WorkerHeartbeat
 
 
 class RunLogInline(ReadOnlyInline):
@@ -238,3 +238,30 @@ class WorkerHeartbeatAdmin(admin.ModelAdmin):
         self, request: HttpRequest, obj: WorkerHeartbeat | None = None
     ) -> bool:
         return False
+
+
+@admin.register(ModelPrice)
+class ModelPriceAdmin(admin.ModelAdmin):
+    """Prices per million tokens; a run's cost is computed from them when each step ends.
+
+    The seeded Claude prices are examples: check the provider's price list and adjust them.
+    A model with no row costs $0, and a row for a prefix (claude-sonnet-4-5) covers dated
+    versions of it (claude-sonnet-4-5-20250929)."""
+
+    list_display = (
+        "provider",
+        "model",
+        "input_per_mtok",
+        "output_per_mtok",
+        "cache_read_per_mtok",
+        "cache_write_per_mtok",
+        "updated_at",
+    )
+    list_editable = (
+        "input_per_mtok",
+        "output_per_mtok",
+        "cache_read_per_mtok",
+        "cache_write_per_mtok",
+    )
+    list_filter = ("provider",)
+    search_fields = ("model",)

@@ -31,7 +31,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from features import events
-from features.actions import insert_into_column
+from features.actions import blocking_dependencies, insert_into_column, unblock_dependents
 from features.models import Artifact, Dependency, Feature, Stage, StageTransition, Workspace
 from pipeline.health import broker_backlog
 from pipeline.models import Run, RunLog
@@ -355,6 +355,10 @@ def launch_pipeline(feature: Feature, user: User | None) -> Launched:
             raise AlreadyRunning(
                 f"“{feature.title}” already has a pipeline running; stop it or wait for it to end."
             )
+        blockers = blocking_dependencies(feature)
+        if blockers:
+            blocked_by = ", ".join(f"#{pk}" for pk in blockers)
+            raise EngineError(f"Blocked by {blocked_by}: finish them first")
         stages = board_stages(feature.workspace_id, feature.stage.board)
         start = _stage_by_id(stages, feature.stage_id)
         if runnable_recipe(start) is None:
@@ -399,6 +403,14 @@ def on_stage_entered(feature: Feature, *, user: User | None) -> Run | None:
     stage = _stage_by_id(stages, feature.stage_id)
     recipe = runnable_recipe(stage)
     if recipe is None or recipe.automation == Automation.MANUAL:
+        return None
+    blockers = blocking_dependencies(feature)
+    if blockers:
+        # Automation never starts a card that waits for others; it says why on the card.
+        blocked_by = ", ".join(f"#{pk}" for pk in blockers)
+        feature.status = Feature.Status.BLOCKED
+        feature.status_note = f"Blocked by {blocked_by}: finish them first"
+        _save_feature(feature, "status", "status_note")
         return None
     plan = plan_from(workspace, stages, stage)
     status, note = entry_status(stage, recipe)
@@ -836,6 +848,8 @@ def complete_run(run_id: int, attempt: int, steps: list[StepResult], usage: dict
             error_kind=run.error_kind,
             error_message=run.error_message,
             result={
+                # What a person gave a rerun stays on the run it shaped.
+                **{k: run.result[k] for k in ("feedback", "inputs") if k in run.result},
                 "steps": [s.as_dict() for s in steps],
                 "gates": [r.as_dict() for r in results],
                 "metrics": metrics,
@@ -876,13 +890,24 @@ def _save_artifacts(run: Run, feature: Feature, steps: list[StepResult]) -> list
 
 
 def _create_generated_cards(run: Run, feature: Feature, steps: list[StepResult]) -> list[int]:
-    """Task lists become child cards in one bulk insert, keyed by (run, item) so never twice."""
+    """Task lists become child cards in one bulk insert, keyed by (run, item) so never twice.
+
+    The child's kind follows the parent's: an epic's list is stories, a story's is subtasks
+    (tasks), anything else's is tasks.
+    """
     items: list[dict[str, Any]] = []
     for step in steps:
         if step.output == "tasks":
             items.extend(t for t in step.data.get("tasks", []) if isinstance(t, dict))
     if not items:
         return []
+    existing = list(
+        Feature.objects.filter(source_run=run, source_index__lt=len(items))
+        .order_by("source_index")
+        .values_list("pk", flat=True)
+    )
+    if existing:  # this run's list was turned into cards already: never twice
+        return existing
     todo = (
         Stage.objects.filter(workspace_id=feature.workspace_id, board=Stage.Board.WORK)
         .order_by("position")
@@ -890,23 +915,24 @@ def _create_generated_cards(run: Run, feature: Feature, steps: list[StepResult])
     )
     if todo is None:
         return []
+    kind = _child_kind(feature.kind)
+    depends = [
+        [d for d in _indexes(item.get("depends_on")) if 0 <= d < len(items) and d != i]
+        for i, item in enumerate(items)
+    ]
     top = Feature.objects.filter(stage=todo).aggregate(top=Max("position"))["top"]
     start = 0 if top is None else top + 1
     cards = [
         Feature(
             workspace_id=feature.workspace_id,
-            title=str(item.get("title") or f"Task {i + 1}")[:200],
+            title=str(item.get("title") or f"{Feature.Kind(kind).label} {i + 1}")[:200],
             description=str(item.get("description") or "")[:20_000],
-            kind=Feature.Kind.TASK,
+            kind=kind,
             stage=todo,
             position=start + i,
             parent=feature,
-            status=Feature.Status.BLOCKED
-            if _indexes(item.get("depends_on"))
-            else (Feature.Status.IDLE),
-            status_note="Waits for the tasks it depends on"
-            if _indexes(item.get("depends_on"))
-            else "",
+            status=Feature.Status.BLOCKED if depends[i] else Feature.Status.IDLE,
+            status_note=f"Waits for the {kind} cards it depends on" if depends[i] else "",
             source_run=run,
             source_index=i,
         )
@@ -919,9 +945,8 @@ def _create_generated_cards(run: Run, feature: Feature, steps: list[StepResult])
             card.pk = by_index[i]
     Dependency.objects.bulk_create(
         Dependency(feature=cards[i], depends_on=cards[d])
-        for i, item in enumerate(items)
-        for d in _indexes(item.get("depends_on"))
-        if 0 <= d < len(cards) and d != i
+        for i in range(len(cards))
+        for d in dict.fromkeys(depends[i])
     )
     StageTransition.objects.bulk_create(
         StageTransition(feature=c, to_stage=todo, actor_run=run, note=f"Generated by run #{run.pk}")
@@ -930,6 +955,12 @@ def _create_generated_cards(run: Run, feature: Feature, steps: list[StepResult])
     for card in cards:
         events.card_changed_on_commit(card, created=True)
     return [c.pk for c in cards if c.pk is not None]
+
+
+def _child_kind(parent_kind: str) -> str:
+    """What a card's generated work is: an epic splits into stories, anything else into tasks
+    (a story's are its subtasks)."""
+    return Feature.Kind.STORY if parent_kind == Feature.Kind.EPIC else Feature.Kind.TASK
 
 
 def _indexes(value: Any) -> list[int]:
@@ -950,6 +981,7 @@ def _advance(run: Run, feature: Feature, stages: list[Stage]) -> Run | None:
         append_log(run.pk, "Pipeline finished: last stage of the board")
         return None
     _move(feature, next_stage, run=run, note=f"{run.stage.name} passed its gates")
+    unblock_dependents(feature, next_stage)
     remaining = list(run.pipeline_next)
     if remaining and remaining[0] == next_stage.key and runnable_recipe(next_stage) is not None:
         recipe = runnable_recipe(next_stage)
@@ -1119,3 +1151,54 @@ def rescue_run(run: Run, user: User | None) -> bool:
     """An operator declares a running run's worker dead: requeue it now (attempt is kept)."""
     who = user.get_username() if user is not None else "the system"
     return _requeue_lost(run.pk, run.attempt, why=f"Rescued by {who}", note=f"Rescued by {who}")
+
+
+# --- Edit and rerun ------------------------------------------------------------------------------
+
+
+def rerun_run(
+    run: Run, user: User | None, *, feedback: str = "", inputs: dict[str, str] | None = None
+) -> Run:
+    """Run a finished run's stage again with a person's feedback and/or edited inputs.
+
+    The new run links back through `rerun_of` (not `parent_run`: the old run's chain is its own
+    history and stays as it was), runs every step afresh and continues the pipeline from that
+    stage as a retry would. Its artifacts are new versions, so the two results can be diffed.
+    """
+    feedback = feedback.strip()
+    edited = {str(k): str(v) for k, v in (inputs or {}).items()}
+    with transaction.atomic():
+        feature = _lock_feature(run.feature_id)
+        run = Run.objects.select_for_update().select_related("stage").get(pk=run.pk)
+        if run.status not in Run.FINISHED_STATUSES:
+            raise EngineError(
+                f"Run #{run.pk} is {run.get_status_display().lower()}; rerun it once it ends."
+            )
+        if _has_active_run(feature):
+            raise AlreadyRunning("This card already has a run in progress; stop it first.")
+        stages = board_stages(feature.workspace_id, run.stage.board)
+        stage = _stage_by_id(stages, run.stage_id)
+        if runnable_recipe(stage) is None:
+            raise NothingToRun(f"{stage.name} no longer has an automated recipe.")
+        if feature.stage_id != stage.pk:
+            _move(feature, stage, user=user, note=f"Rerun of run #{run.pk}")
+        plan = plan_from(feature.workspace, stages, stage)
+        new_run = _create_run(
+            feature, stage, pipeline_next=[s.key for s in plan[1:]], parent=None, user=user
+        )
+        request: dict[str, Any] = {}
+        if feedback:
+            request["feedback"] = feedback
+        if edited:
+            request["inputs"] = edited
+        Run.objects.filter(pk=new_run.pk).update(rerun_of=run, result=request)
+        new_run.rerun_of, new_run.result = run, request
+        _save_feature(feature, "status", "status_note", "stage", "position")
+        what = [w for w, given in (("feedback", feedback), ("edited inputs", edited)) if given]
+        append_log(
+            new_run.pk,
+            f"Rerun of run #{run.pk}"
+            + (f" with {' and '.join(what)}" if what else "")
+            + (f": {feedback}" if feedback else ""),
+        )
+    return new_run

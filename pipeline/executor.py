@@ -12,18 +12,27 @@ import re
 import socket
 from functools import partial
 
+from django.conf import settings
+
 from features.models import Artifact
-from pipeline import engine
+from pipeline import engine, limits, pricing
 from pipeline.heartbeats import Claim, heartbeating
 from pipeline.models import Run, RunLog
 from pipeline.providers import get_provider
 from pipeline.providers.base import ProviderError, StepCancelled, StepOutput, StepRequest
 from pipeline.runlog import append_log, buffering, flush_buffered
-from skills.models import RecipeStep
+from skills.models import RecipeStep, StageRecipe
+from skills.validation import blocking_errors
 
 logger = logging.getLogger(__name__)
 
-USAGE_FIELDS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens")
+USAGE_FIELDS = (
+    "input_tokens",
+    "output_tokens",
+    "cache_read_tokens",
+    "cache_write_tokens",
+    "cost_usd",  # a Decimal, set on a step's usage by _run_step from pipeline.pricing
+)
 
 # Beyond its own timeout a step gets this long before it counts as hung.
 STEP_GRACE_SECONDS = 30
@@ -36,7 +45,12 @@ def this_worker_id() -> str:
 
 
 def render_prompt(template: str, inputs: dict[str, str]) -> str:
-    return _PLACEHOLDER.sub(lambda m: inputs.get(m.group(1), ""), template)
+    prompt = _PLACEHOLDER.sub(lambda m: inputs.get(m.group(1), ""), template)
+    if inputs.get("feedback") and not any(
+        m.group(1) == "feedback" for m in _PLACEHOLDER.finditer(template)
+    ):
+        prompt += f"\n\nFeedback on the previous result, to address:\n{inputs['feedback']}\n"
+    return prompt
 
 
 def artifact_key(name: str) -> str:
@@ -47,6 +61,7 @@ def artifact_key(name: str) -> str:
 def build_inputs(run: Run, step: RecipeStep, earlier: list[engine.StepResult]) -> dict[str, str]:
     feature = run.feature
     inputs: dict[str, str] = {"title": feature.title, "description": feature.description}
+    inputs["kind"] = feature.kind  # an epic's task list is stories, a story's is subtasks
     documents: dict[str, str] = {}
     latest = (
         Artifact.objects.filter(feature=feature, kind=Artifact.Kind.DOCUMENT)
@@ -61,6 +76,13 @@ def build_inputs(run: Run, step: RecipeStep, earlier: list[engine.StepResult]) -
         inputs[artifact_key(name)] = content
     inputs["context"] = "\n\n".join(documents.values())
     inputs["sections"] = ", ".join(step.skill.output_schema.get("sections", []))
+    # An edit-and-rerun: the person's edited inputs replace the stored ones, and their feedback
+    # reaches the prompt as {{feedback}} (render_prompt appends it when the prompt lacks one).
+    edited = run.result.get("inputs")
+    if isinstance(edited, dict):
+        inputs.update({str(k): str(v) for k, v in edited.items()})
+    if run.result.get("feedback"):
+        inputs["feedback"] = str(run.result["feedback"])
     # A recipe step may feed a named input from another one (input_mapping: {"spec": "prd_md"}).
     for target, source in step.input_mapping.items():
         inputs[str(target)] = inputs.get(str(source), "")
@@ -82,6 +104,16 @@ def execute_run(run_id: int, worker_id: str | None = None) -> None:
 
 
 def _execute(run: Run, claim: Claim) -> None:
+    # A recipe edited into a broken state (e.g. in the admin) fails here, before it costs
+    # anything, with what to fix, rather than midway with a provider's error.
+    recipe = StageRecipe.objects.select_related("stage").filter(stage_id=run.stage_id).first()
+    if recipe is not None and (problems := blocking_errors(recipe)):
+        engine.fail_run(
+            run.pk,
+            run.attempt,
+            f"Recipe invalid: {' '.join(problems)} Fix the {recipe.stage.name} recipe, then Retry.",
+        )
+        return
     steps = list(
         RecipeStep.objects.filter(recipe__stage_id=run.stage_id)
         .select_related("skill", "recipe")
@@ -164,12 +196,45 @@ def _run_step(
         cancelled=claim.cancelled,
         on_log=partial(_log_line, run.pk, run.attempt),
     )
+
+    def log_live(message: str) -> None:
+        # A remote call's progress lines are written as they come, not when the step ends.
+        append_log(run.pk, message, attempt=run.attempt)
+        flush_buffered(run.pk)
+
     try:
         provider = get_provider(provider_name)
         if not getattr(provider, "is_instant", lambda _: False)(request):
             flush_buffered(run.pk)  # people watching a slow step see its log now
-        claim.arm(step.timeout_seconds + STEP_GRACE_SECONDS)
-        return provider.generate(request)
+        remote = getattr(provider, "concurrency_limited", False)  # a paid, shared LLM
+        if remote:
+            request.on_log = log_live
+            # Waiting for a shared slot is not the step's time: the heartbeat keeps the claim.
+            claim.arm(
+                settings.RUNWAY_PROVIDER_SLOT_WAIT_SECONDS
+                + step.timeout_seconds
+                + STEP_GRACE_SECONDS
+            )
+        with limits.slot_for(provider, provider_name, run.workspace_id, claim.cancelled, log_live):
+            claim.arm(step.timeout_seconds + STEP_GRACE_SECONDS)
+            output = provider.generate(request)
+        if remote:
+            # The step's cost joins its token counts; the run's cost_usd accumulates it.
+            model = request.model or provider.default_model()  # type: ignore[attr-defined]
+            cost, priced = pricing.step_cost(provider_name, model, output.usage)
+            setattr(output.usage, "cost_usd", cost)  # noqa: B010 - not a field of Usage
+            if not priced:
+                append_log(run.pk, f"No price for {provider_name}/{model} in the admin: $0")
+        return output
+    except limits.NoSlot as exc:
+        engine.retry_later(
+            run.pk,
+            run.attempt,
+            step_index=index,
+            retry_count=step.retry_count,
+            message=str(exc),
+            retry_after=None,
+        )
     except StepCancelled:
         if claim.timed_out:
             engine.retry_later(

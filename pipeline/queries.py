@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 from django.core.paginator import Page, Paginator
-from django.db.models import Count, F, Q, QuerySet
+from django.db.models import Count, F, Q, QuerySet, Sum
 from django.http import Http404, QueryDict
 from django.utils import timezone
 
@@ -147,6 +148,9 @@ class Summary:
     messages_waiting: int | None
     failed_last_hour: int
     finished_last_hour: int
+    # What this workspace's runs created this month cost (the budget counts the same runs).
+    spent_this_month: Decimal = Decimal(0)
+    monthly_budget: Decimal | None = None
 
     @property
     def failure_percent(self) -> float | None:
@@ -165,6 +169,7 @@ def summary(workspace: Workspace, now: datetime | None = None) -> Summary:
         awaiting_approval=Count("pk", filter=Q(status=Run.Status.AWAITING_APPROVAL)),
         failed=Count("pk", filter=recent & Q(status=Run.Status.FAILED)),
         finished=Count("pk", filter=recent),
+        spent=Sum("cost_usd", filter=Q(created_at__gte=month_start(now))),
     )
     broker = check_broker()
     return Summary(
@@ -174,7 +179,13 @@ def summary(workspace: Workspace, now: datetime | None = None) -> Summary:
         messages_waiting=broker.get("messages_waiting") if broker["ok"] else None,
         failed_last_hour=counts["failed"],
         finished_last_hour=counts["finished"],
+        spent_this_month=counts["spent"] or Decimal(0),
+        monthly_budget=workspace.monthly_budget_usd,
     )
+
+
+def month_start(now: datetime) -> datetime:
+    return now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
 
 
 # --- Workers ----------------------------------------------------------------------------------

@@ -5,16 +5,19 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 from django.forms.models import BaseInlineFormSet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 
 from features.admin import operator
 from features.models import Workspace
+from skills import bundles
+from skills.actions import do_vet_skill
 from skills.models import Gate, RecipeStep, Skill, StageRecipe
+from skills.validation import GateDraft, gate_problem
 
 # A skill version is immutable once stored: past runs point at it and sync compares its checksum,
 # so a fix is a new version (edit the SKILL.md folder and sync), never an edit of this row.
@@ -41,6 +44,24 @@ class SkillAdmin(admin.ModelAdmin):
     list_filter = ("trust", "output", "source", "workspace")
     search_fields = ("slug", "name", "description")
     list_select_related = ("workspace",)
+    actions = ("vet_skills", "export_bundle")
+
+    @admin.action(description="Vet selected skills (records you and now)")
+    def vet_skills(self, request: HttpRequest, queryset: QuerySet[Skill]) -> None:
+        skills = list(queryset)
+        for skill in skills:
+            do_vet_skill(skill, operator(request))
+        self.message_user(request, f"Vetted {len(skills)} skill version(s).", messages.SUCCESS)
+
+    @admin.action(description="Export as a bundle (.zip, one skill)")
+    def export_bundle(self, request: HttpRequest, queryset: QuerySet[Skill]) -> HttpResponse | None:
+        if queryset.count() != 1:
+            self.message_user(request, "Choose exactly one skill to export.", messages.ERROR)
+            return None
+        skill = queryset.get()
+        response = HttpResponse(bundles.export_bundle(skill), content_type="application/zip")
+        response["Content-Disposition"] = f'attachment; filename="{bundles.bundle_filename(skill)}"'
+        return response
 
     def get_readonly_fields(
         self, request: HttpRequest, obj: Skill | None = None
@@ -131,8 +152,27 @@ class RecipeStepInline(admin.TabularInline):
         return super().get_queryset(request).select_related("skill")
 
 
+class GateForm(forms.ModelForm):
+    """The editor's and the executor's check: a gate config that cannot be evaluated is refused."""
+
+    class Meta:
+        model = Gate
+        fields = ("recipe", "order", "name", "type", "config", "required", "failure_message")
+
+    def clean(self) -> dict[str, Any]:
+        cleaned: dict[str, Any] = super().clean() or {}
+        if cleaned.get("type"):
+            problem = gate_problem(
+                GateDraft(cleaned.get("name") or "", cleaned["type"], cleaned.get("config"))
+            )
+            if problem:
+                raise ValidationError(f"Gate config: {problem}.")
+        return cleaned
+
+
 class GateInline(admin.TabularInline):
     model = Gate
+    form = GateForm
     extra = 0
     fields = ("order", "name", "type", "config", "required", "failure_message")
     ordering = ("order", "id")
@@ -171,3 +211,4 @@ class GateAdmin(admin.ModelAdmin):
     search_fields = ("name", "recipe__stage__key")
     list_select_related = ("recipe__stage__workspace",)
     raw_id_fields = ("recipe",)
+    form = GateForm

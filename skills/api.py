@@ -16,7 +16,6 @@ from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
 from django.db.models import Q, QuerySet
 from django.http import Http404, HttpRequest
-from django.utils import timezone
 from ninja import Router, Schema
 from pydantic import AfterValidator, Field, StringConstraints
 
@@ -35,17 +34,17 @@ from features.api.base import (
     responses,
 )
 from pipeline.models import Run
-from pipeline.providers import get_provider
-from pipeline.providers.base import PermanentProviderError
+from skills import validation
+from skills.actions import do_edit_prompt, do_set_trust
 from skills.catalog import (
     LIBRARY_DIR,
-    SkillDefinition,
     SkillFormatError,
     latest_skill,
     load_library,
     sync_definitions,
 )
 from skills.models import RecipeStep, Skill, StageRecipe
+from skills.validation import StepDraft
 
 router = Router()
 
@@ -281,32 +280,6 @@ def _check_can_manage(user: User, skill: Skill) -> None:
         )
 
 
-def _definition(skill: Skill, prompt: str) -> SkillDefinition:
-    """The skill as the catalog would parse it, for a checksum comparable with a synced one."""
-    schema = skill.input_schema if isinstance(skill.input_schema, dict) else {}
-    properties = schema.get("properties") or {}
-    required = set(schema.get("required") or [])
-    return SkillDefinition(
-        slug=skill.slug,
-        name=skill.name,
-        description=skill.description,
-        output=skill.output,
-        artifact_name=skill.artifact_name,
-        prompt_template=prompt,
-        inputs={
-            name: {
-                "type": spec.get("type", "string"),
-                "required": name in required,
-                "doc": spec.get("description", ""),
-            }
-            for name, spec in properties.items()
-            if isinstance(spec, dict)
-        },
-        sections=list((skill.output_schema or {}).get("sections", [])),
-        tags=list(skill.tags or []),
-    )
-
-
 def _check_placeholders(skill: Skill, prompt: str) -> None:
     allowed = set(((skill.input_schema or {}).get("properties") or {}).keys()) | {"sections"}
     unknown = sorted({m.group(1) for m in _PLACEHOLDER.finditer(prompt)} - allowed)
@@ -320,48 +293,6 @@ def _check_placeholders(skill: Skill, prompt: str) -> None:
         )
 
 
-def _trust_fields(trust: str, user: User) -> dict[str, Any]:
-    vetted = trust == Skill.Trust.VETTED
-    return {
-        "trust": trust,
-        "vetted_by": user if vetted else None,
-        "vetted_at": timezone.now() if vetted else None,
-    }
-
-
-def _new_version(skill: Skill, prompt: str, trust: str | None, user: User) -> Skill:
-    definition = _definition(skill, prompt)
-    with transaction.atomic():
-        top = (
-            Skill.objects.select_for_update()
-            .filter(workspace=skill.workspace, slug=skill.slug)
-            .order_by("-version")
-            .values_list("version", flat=True)
-            .first()
-        ) or skill.version
-        trusted = (
-            _trust_fields(trust, user)
-            if trust is not None
-            else {"trust": skill.trust, "vetted_by": skill.vetted_by, "vetted_at": skill.vetted_at}
-        )
-        return Skill.objects.create(
-            workspace_id=skill.workspace_id,
-            slug=skill.slug,
-            version=top + 1,
-            name=skill.name,
-            description=skill.description,
-            source=skill.source,
-            output=skill.output,
-            artifact_name=skill.artifact_name,
-            prompt_template=prompt,
-            input_schema=skill.input_schema,
-            output_schema=skill.output_schema,
-            tags=skill.tags,
-            checksum=definition.checksum,
-            **trusted,
-        )
-
-
 @router.patch("/skills/{id}", response=responses({200: SkillDetail}, WRITE_ERRORS))
 def update_skill(request: HttpRequest, id: Id, payload: SkillUpdate) -> dict[str, Any]:
     """Vet a skill (trust), or give it a new prompt, which saves a new version."""
@@ -371,13 +302,13 @@ def update_skill(request: HttpRequest, id: Id, payload: SkillUpdate) -> dict[str
     if payload.prompt is not None and payload.prompt != skill.prompt_template:
         _check_placeholders(skill, payload.prompt)
         try:
-            skill = _new_version(skill, payload.prompt, payload.trust, user)
+            skill = do_edit_prompt(skill, payload.prompt, user, trust=payload.trust)
         except IntegrityError as exc:
             raise ApiError(
                 409, "conflict", "Someone saved a new version at the same time; try again."
             ) from exc
     elif payload.trust is not None:
-        Skill.objects.filter(pk=skill.pk).update(**_trust_fields(payload.trust, user))
+        do_set_trust(skill, payload.trust, user)
     skill = _skill_for(user, skill.pk)
     return skill_out(skill, _is_latest(skill), detail=True)
 
@@ -450,35 +381,34 @@ def check_recipe(recipe: StageRecipe, change: RecipeUpdate | None = None) -> Rec
     """The recipe as it would be after `change`: errors refuse it, warnings only inform."""
     change = change or RecipeUpdate()
     workspace = recipe.stage.workspace
-    check = RecipeCheck(skills=[])
+    steps: list[StepDraft] | None = None
     if change.steps is not None:
+        # A skill that stays keeps its step's settings, as _replace_steps will keep them.
+        kept = {s.skill.slug: s for s in recipe.steps.select_related("skill")}
+        steps = []
         for slug in change.steps:
             try:
-                check.skills.append(latest_skill(slug, workspace))
+                skill: Skill | None = latest_skill(slug, workspace)
             except Skill.DoesNotExist:
-                check.errors.append(f"No skill {slug!r}: sync the library or add it first.")
+                skill = None
+            old = kept.get(slug)
+            draft = StepDraft.of(old) if old is not None else StepDraft(slug=slug, skill=skill)
+            draft.skill = skill
+            steps.append(draft)
     else:
-        check.skills = [s.skill for s in recipe.steps.select_related("skill").order_by("order")]
-    automation = change.automation or recipe.automation
-    enabled = recipe.enabled if change.enabled is None else change.enabled
-    provider = recipe.provider if change.provider is None else change.provider
-    if automation == StageRecipe.Automation.FULLY_AUTO:
-        for skill in check.skills:
-            if skill.trust != Skill.Trust.VETTED:
-                check.errors.append(
-                    f"{skill.slug} v{skill.version} is {skill.trust}: fully_auto recipes may only "
-                    "use vetted skills (vet it, or choose auto_notify or human_approval)."
-                )
-    if not recipe.gates.filter(required=True).exists():
-        check.warnings.append("No required gate: the card advances whatever this stage produces.")
-    if enabled and automation != StageRecipe.Automation.MANUAL and not check.skills:
-        check.warnings.append("No steps: nothing runs in this stage.")
-    if provider:
-        try:
-            get_provider(provider)
-        except PermanentProviderError:
-            check.warnings.append(f"Provider {provider!r} is not available on this server.")
-    return check
+        steps = [StepDraft.of(s) for s in recipe.steps.select_related("skill").order_by("order")]
+    result = validation.validate_recipe(
+        recipe,
+        automation=change.automation,
+        enabled=change.enabled,
+        provider=change.provider,
+        steps=steps,
+    )
+    return RecipeCheck(
+        skills=[s.skill for s in steps if s.skill is not None],
+        errors=result.errors,
+        warnings=result.warnings,
+    )
 
 
 def _replace_steps(recipe: StageRecipe, skills: list[Skill]) -> None:

@@ -180,6 +180,20 @@ RUNWAY_RETRY_BASE_SECONDS = float(env_str("RUNWAY_RETRY_BASE_SECONDS", "2"))
 RUNWAY_OFFLINE_DELAY_SECONDS = float(env_str("RUNWAY_OFFLINE_DELAY_SECONDS", "0"))
 RUNWAY_OFFLINE_JITTER_SECONDS = float(env_str("RUNWAY_OFFLINE_JITTER_SECONDS", "0"))
 
+# Providers. API keys (ANTHROPIC_API_KEY, OPENAI_API_KEY) and base URLs are read when a step
+# uses the provider, so a missing key fails that run with a clear message, not start-up.
+RUNWAY_DEFAULT_PROVIDER = env_str("RUNWAY_DEFAULT_PROVIDER", "offline")
+RUNWAY_ANTHROPIC_MODEL = env_str("RUNWAY_ANTHROPIC_MODEL", "claude-sonnet-4-6")
+RUNWAY_ANTHROPIC_MAX_TOKENS = env_int("RUNWAY_ANTHROPIC_MAX_TOKENS", 8192)
+RUNWAY_OPENAI_MODEL = env_str("RUNWAY_OPENAI_MODEL", "")
+RUNWAY_CLI_COMMAND = env_str("RUNWAY_CLI_COMMAND", "claude -p")
+# At most this many provider calls in flight per workspace and provider, across all workers;
+# a step waits up to RUNWAY_PROVIDER_SLOT_WAIT_SECONDS for a slot, then retries later.
+RUNWAY_PROVIDER_CONCURRENCY = env_int("RUNWAY_PROVIDER_CONCURRENCY", 3)
+RUNWAY_PROVIDER_SLOT_WAIT_SECONDS = env_int("RUNWAY_PROVIDER_SLOT_WAIT_SECONDS", 120)
+# A slot's lease: renewed while the call runs, so a killed worker's slot frees within this.
+RUNWAY_PROVIDER_LEASE_SECONDS = env_int("RUNWAY_PROVIDER_LEASE_SECONDS", 30)
+
 # --- API ------------------------------------------------------------------------------------
 RUNWAY_API_MAX_BODY_BYTES = env_int("RUNWAY_API_MAX_BODY_BYTES", 64 * 1024)
 # Launches (launch, create with launch, retry) per user per minute, counted in Redis so every
@@ -199,4 +213,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "pipeline.rescue_stale_running",
         "schedule": float(RUNWAY_SWEEP_SECONDS),
     },
+    # Live cards' health checks: each runs when its own interval ("every") has passed.
+    "run-due-health-checks": {"task": "features.run_due_health_checks", "schedule": 60.0},
 }
+
+# --- Health checks of live cards ----------------------------------------------------------------
+# Command checks run a program on the worker's machine: off unless the operator turns them on
+# (and then only workspace owners and admins may set them).
+HEALTH_CHECK_ALLOW_COMMANDS = env_bool("HEALTH_CHECK_ALLOW_COMMANDS", False)

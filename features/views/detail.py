@@ -21,7 +21,9 @@ from features.diffs import line_diff
 from features.markdown import render_markdown
 from features.models import Artifact, Feature, Membership
 from features.views.common import HtmxHttpRequest, with_toast
+from features.views.rerun import diff_links
 from pipeline.models import Run, RunLog
+from skills.validation import artifact_key
 
 LOG_LINES_SHOWN = 500
 TITLE_ERROR = "A title is 1 to 200 characters."
@@ -95,6 +97,10 @@ def _page(feature: Feature, membership: Membership) -> dict[str, Any]:
         "log_truncated": len(lines) == LOG_LINES_SHOWN and lines[0].seq > 1,
         "last_seq": lines[-1].seq if lines else 0,
         "form": _edit_form(feature),
+        "rerun_diffs": diff_links(runs, page["artifacts"]),
+        "rerun_inputs": sorted(
+            {artifact_key(a.name) for a in page["artifacts"] if a.kind == Artifact.Kind.DOCUMENT}
+        ),
     }
 
 

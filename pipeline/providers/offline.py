@@ -73,17 +73,18 @@ def _seed(*parts: str) -> int:
     return int(hashlib.sha256("\x00".join(parts).encode()).hexdigest()[:8], 16)
 
 
-_STOPWORDS = frozenset(
-    "about after also been from have into just more only over some such than that their them "
-    "then they this very what when which while with without would your".split()
-)
+_STOPWORDS = frozenset({
+    "about", "after", "also", "been", "from", "have", "into", "just", "more", "only", "over",
+    "some", "such", "than", "that", "their", "them", "then", "they", "this", "very", "what",
+    "when", "which", "while", "with", "without", "would", "your",
+})  # fmt: skip
 
 
 def _sentences(title: str, section: str, description: str) -> str:
     words: list[str] = []
     for word in re.findall(r"[A-Za-z][A-Za-z\-]{3,}", _DIRECTIVE.sub("", description)):
-        if word.lower() not in _STOPWORDS and word.lower() not in words:
-            words.append(word.lower())
+        if word.lower() not in _STOPWORDS and word.lower() not in {w.lower() for w in words}:
+            words.append(word)
     focus = ", ".join(words[:3]) + (f" and {words[3]}" if len(words) > 3 else "")
     return (
         f"For **{title}**, the {section.lower()} centres on {focus or title.lower()}.\n\n"

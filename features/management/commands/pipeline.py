@@ -115,6 +115,12 @@ class Command(BaseCommand):
         board.add_argument("--workspace")
         board.add_argument("--json", action="store_true")
 
+        health = sub.add_parser("health", help="Run a card's health check now, or set it.")
+        health.add_argument("id", type=int)
+        health.add_argument("--set", dest="config", help='JSON, e.g. \'{"type": "http", ...}\'.')
+        health.add_argument("--clear", action="store_true", help="Remove the card's check.")
+        health.add_argument("--json", action="store_true")
+
     def handle(self, *args: Any, **options: Any) -> None:
         self.actor = self._actor(options.get("as_user"))
         handler = getattr(self, f"do_{options['action']}")
@@ -265,6 +271,35 @@ class Command(BaseCommand):
             for r in runs
         )
         self._emit(options, [run_dict(r) for r in runs], text or "No runs.")
+
+    def do_health(self, options: dict[str, Any]) -> None:
+        from features import health
+
+        feature = self._feature(options["id"])
+        if options["config"] is not None or options["clear"]:
+            try:
+                config = {} if options["clear"] else json.loads(options["config"])
+            except json.JSONDecodeError as exc:
+                raise CommandError(f"--set needs JSON: {exc}") from exc
+            feature = health.do_set_health_check(feature, config, self.actor)
+            text = f"#{feature.pk}: {health.describe(feature.health_check)}"
+            self._emit(options, {"id": feature.pk, "health_check": feature.health_check}, text)
+            return
+        result = health.run_health_check(feature)
+        incident = health.open_incident(feature)
+        data = {
+            "id": feature.pk,
+            "ok": result.ok,
+            "detail": result.detail,
+            "duration_ms": result.duration_ms,
+            "checked_at": result.checked_at.isoformat(),
+            "incident": incident.pk if incident else None,
+        }
+        text = f"#{feature.pk} {'healthy' if result.ok else 'FAILING'}: {result.detail}"
+        text += f" ({result.duration_ms} ms)"
+        if incident is not None:
+            text += f"; open incident #{incident.pk}"
+        self._emit(options, data, text)
 
     def do_board(self, options: dict[str, Any]) -> None:
         workspace = self._workspace(options["workspace"])

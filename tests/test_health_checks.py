@@ -1,0 +1,519 @@
+"""Health checks of live cards: http and command checks, their history, one incident per outage
+(with its pipeline launched), the recovery note, the badge, the CLI, the form and the beat task.
+
+HTTP checks talk to a server on 127.0.0.1 in a thread of the test; nothing leaves the machine.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import socket
+import sys
+import threading
+from collections.abc import Iterator
+from datetime import timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from django.urls import reverse
+from django.utils import timezone
+
+from features import health, tasks
+from features.models import Feature, HealthCheckResult, StageTransition
+from pipeline.models import Run
+from tests.conftest import Story
+from tests.factories import FeatureFactory
+
+pytestmark = pytest.mark.django_db
+
+
+class _Handler(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        self.send_response(self.server.status)  # type: ignore[attr-defined]
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass  # keep the test output quiet
+
+
+@pytest.fixture
+def server() -> Iterator[ThreadingHTTPServer]:
+    """A local HTTP server answering every GET with `server.status`."""
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    httpd.status = 200  # type: ignore[attr-defined]
+    thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    try:
+        yield httpd
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join()
+
+
+@pytest.fixture
+def commands_on(settings: Any) -> None:
+    settings.HEALTH_CHECK_ALLOW_COMMANDS = True
+
+
+@pytest.fixture(autouse=True)
+def _clean_cli_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("RUNWAY_WORKSPACE", raising=False)
+    monkeypatch.delenv("RUNWAY_CLI_USER", raising=False)
+
+
+def url_of(httpd: ThreadingHTTPServer) -> str:
+    return f"http://127.0.0.1:{httpd.server_address[1]}/health"
+
+
+def live_card(story: Story, config: dict[str, Any], title: str = "Invoice extractor") -> Feature:
+    return FeatureFactory.create(
+        workspace=story.workspace,
+        title=title,
+        stage=story.workspace.stages.get(key="live"),
+        health_check=health.validate_health_check(config),
+    )
+
+
+def exit_with(code: int) -> str:
+    return f'{sys.executable} -c "import sys; sys.exit({code})"'
+
+
+def pipeline(*args: str) -> str:
+    out = io.StringIO()
+    call_command("pipeline", *args, stdout=out, stderr=io.StringIO())
+    return out.getvalue()
+
+
+def incidents(feature: Feature) -> list[Feature]:
+    return list(feature.children.filter(kind=Feature.Kind.INCIDENT))
+
+
+# --- http --------------------------------------------------------------------------------------
+
+
+def test_it_passes_an_http_check_and_keeps_the_result(
+    delivery_story: Story, server: ThreadingHTTPServer
+) -> None:
+    feature = live_card(delivery_story, {"type": "http", "url": url_of(server), "every": "5m"})
+
+    result = health.run_health_check(feature)
+
+    assert (result.ok, result.detail) == (True, "HTTP 200 (expected 200)")
+    assert result.duration_ms >= 0
+    assert list(feature.health_results.all()) == [result]
+    assert incidents(feature) == []
+
+
+def test_it_fails_an_http_check_on_an_unexpected_status(
+    delivery_story: Story, server: ThreadingHTTPServer
+) -> None:
+    server.status = 503  # type: ignore[attr-defined]
+    feature = live_card(delivery_story, {"type": "http", "url": url_of(server)})
+
+    result = health.run_health_check(feature)
+
+    assert (result.ok, result.detail) == (False, "HTTP 503 (expected 200)")
+
+
+def test_it_accepts_the_status_it_was_told_to_expect(
+    delivery_story: Story, server: ThreadingHTTPServer
+) -> None:
+    server.status = 204  # type: ignore[attr-defined]
+    feature = live_card(
+        delivery_story, {"type": "http", "url": url_of(server), "expect": "status:204"}
+    )
+
+    assert health.run_health_check(feature).ok
+
+
+def test_it_fails_when_nothing_listens(delivery_story: Story) -> None:
+    with socket.socket() as sock:  # a port that was free a moment ago, now closed
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    feature = live_card(delivery_story, {"type": "http", "url": f"http://127.0.0.1:{port}/"})
+
+    result = health.run_health_check(feature)
+
+    assert not result.ok
+    assert result.detail.startswith(f"GET http://127.0.0.1:{port}/ failed:")
+
+
+# --- incidents -------------------------------------------------------------------------------
+
+
+def test_a_failure_opens_an_incident_linked_to_the_feature_and_launches_it(
+    delivery_story: Story, server: ThreadingHTTPServer, no_enqueue: Any
+) -> None:
+    server.status = 500  # type: ignore[attr-defined]
+    feature = live_card(delivery_story, {"type": "http", "url": url_of(server)})
+
+    with no_enqueue():
+        health.run_health_check(feature)
+
+    (incident,) = incidents(feature)
+    assert incident.title == "Health check failing: Invoice extractor"
+    assert "HTTP 500 (expected 200)" in incident.description
+    created = StageTransition.objects.filter(feature=incident).order_by("id").first()
+    assert created is not None
+    assert created.note == "Opened by health check: HTTP 500 (expected 200)"
+    # The incident's pipeline runs: delivery's idea has no recipe, so it starts at spec.
+    run = Run.objects.get(feature=incident)
+    assert (run.stage.key, run.status) == ("spec", Run.Status.QUEUED)
+    incident.refresh_from_db()
+    assert incident.stage.key == "spec"
+
+
+def test_three_failures_open_one_incident(
+    delivery_story: Story, server: ThreadingHTTPServer, no_enqueue: Any
+) -> None:
+    server.status = 500  # type: ignore[attr-defined]
+    feature = live_card(delivery_story, {"type": "http", "url": url_of(server)})
+
+    with no_enqueue():
+        for _ in range(3):
+            health.run_health_check(feature)
+
+    assert len(incidents(feature)) == 1
+    assert feature.health_results.filter(ok=False).count() == 3
+
+
+def test_a_new_outage_after_the_incident_is_closed_opens_a_new_one(
+    delivery_story: Story, server: ThreadingHTTPServer, no_enqueue: Any
+) -> None:
+    server.status = 500  # type: ignore[attr-defined]
+    feature = live_card(delivery_story, {"type": "http", "url": url_of(server)})
+    with no_enqueue():
+        health.run_health_check(feature)
+        (first,) = incidents(feature)
+        Feature.objects.filter(pk=first.pk).update(
+            stage=delivery_story.workspace.stages.get(key="done")
+        )
+        health.run_health_check(feature)
+
+    assert len(incidents(feature)) == 2
+
+
+def test_it_notes_the_recovery_on_the_open_incident(
+    delivery_story: Story, server: ThreadingHTTPServer, no_enqueue: Any
+) -> None:
+    server.status = 500  # type: ignore[attr-defined]
+    feature = live_card(delivery_story, {"type": "http", "url": url_of(server)})
+    with no_enqueue():
+        health.run_health_check(feature)
+        server.status = 200  # type: ignore[attr-defined]
+        passed = health.run_health_check(feature)
+        health.run_health_check(feature)  # still passing: noted once, not again
+
+    (incident,) = incidents(feature)
+    when = f"{passed.checked_at:%Y-%m-%d %H:%M} UTC"
+    assert incident.status_note == f"Health check: Recovered at {when}: HTTP 200 (expected 200)"
+    assert incident.description.count("Recovered at") == 1
+    assert incident.description.endswith(f"Recovered at {when}: HTTP 200 (expected 200)")
+
+
+def test_the_board_badge_follows_the_latest_result(
+    delivery_story: Story, server: ThreadingHTTPServer, no_enqueue: Any
+) -> None:
+    feature = live_card(delivery_story, {"type": "http", "url": url_of(server)})
+    client = delivery_story.client_for(delivery_story.viewer)
+    board = reverse("features:board", args=[delivery_story.workspace.slug])
+
+    assert "● not checked" in client.get(board).content.decode()
+    server.status = 500  # type: ignore[attr-defined]
+    with no_enqueue():
+        health.run_health_check(feature)
+    failing = client.get(board).content.decode()
+    server.status = 200  # type: ignore[attr-defined]
+    with no_enqueue():
+        health.run_health_check(feature)
+    healthy = client.get(board).content.decode()
+
+    assert "● failing" in failing
+    assert "⚠ 1 incident" in failing
+    assert "● healthy" in healthy
+    assert "● failing" not in healthy
+
+
+# --- commands ----------------------------------------------------------------------------------
+
+
+def test_a_command_check_runs_without_a_shell_when_allowed(
+    delivery_story: Story, commands_on: None, no_enqueue: Any
+) -> None:
+    passing = live_card(delivery_story, {"type": "command", "command": exit_with(0)})
+    failing = live_card(delivery_story, {"type": "command", "command": exit_with(1)}, "Exporter")
+
+    with no_enqueue():
+        ok = health.run_health_check(passing)
+        bad = health.run_health_check(failing)
+
+    assert (ok.ok, ok.detail) == (True, "exit code 0 (expected 0)")
+    assert (bad.ok, bad.detail) == (False, "exit code 1 (expected 0)")
+    assert len(incidents(failing)) == 1
+
+
+def test_a_command_check_times_out(delivery_story: Story, commands_on: None) -> None:
+    # A child that waits forever: the check gives up after its timeout and kills it.
+    command = f'{sys.executable} -c "import threading; threading.Event().wait()"'
+    feature = live_card(delivery_story, {"type": "command", "command": command, "timeout": 1})
+
+    result = health.run_health_check(feature)
+
+    assert (result.ok, result.detail) == (False, "Timed out after 1 s")
+
+
+def test_shell_syntax_is_not_interpreted(delivery_story: Story, commands_on: None) -> None:
+    feature = live_card(delivery_story, {"type": "command", "command": "true && false"})
+
+    result = health.run_health_check(feature)
+
+    # `true` gets the arguments "&&" and "false" and exits 0: no shell ran "false".
+    assert result.ok
+
+
+def test_command_checks_are_refused_when_not_allowed(delivery_story: Story) -> None:
+    feature = live_card(delivery_story, {"type": "http", "url": "http://127.0.0.1:9/"})
+
+    with pytest.raises(health.HealthCheckError, match="HEALTH_CHECK_ALLOW_COMMANDS"):
+        health.do_set_health_check(
+            feature, {"type": "command", "command": exit_with(0)}, delivery_story.owner
+        )
+    feature.health_check = {"type": "command", "command": exit_with(0)}
+    with pytest.raises(health.HealthCheckError, match="Command checks are off"):
+        health.run_health_check(feature)
+    assert not HealthCheckResult.objects.exists()
+
+
+def test_only_owners_and_admins_set_command_checks(
+    delivery_story: Story, commands_on: None
+) -> None:
+    feature = live_card(delivery_story, {})
+    config = {"type": "command", "command": exit_with(0)}
+
+    with pytest.raises(health.HealthCheckError, match="owners and admins"):
+        health.do_set_health_check(feature, config, delivery_story.teammate)
+    with pytest.raises(health.HealthCheckError, match="Only members"):
+        health.do_set_health_check(feature, config, delivery_story.viewer)
+    feature.refresh_from_db()
+    assert feature.health_check == {}
+
+    health.do_set_health_check(feature, config, delivery_story.owner)
+    feature.refresh_from_db()
+    assert feature.health_check["type"] == "command"
+
+
+# --- validation --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        ({"type": "ping"}, "Unknown check type"),
+        ({"type": "http"}, "needs a url"),
+        ({"type": "http", "url": "file:///etc/passwd"}, "not an http"),
+        ({"type": "http", "url": "http://x/", "every": "often"}, "Unknown frequency"),
+        ({"type": "http", "url": "http://x/", "every": "10s"}, "at most once a minute"),
+        ({"type": "http", "url": "http://x/", "expect": "exit_code:0"}, "not understood"),
+        ({"type": "http", "url": "http://x/", "timeout": 600}, "Timeout"),
+        ({"type": "http", "url": "http://x/", "method": "POST"}, "Unknown field"),
+        ({"type": "command", "command": "'unclosed"}, "cannot be read"),
+        ([1, 2], "JSON object"),
+    ],
+)
+def test_it_refuses_a_bad_config(config: Any, message: str) -> None:
+    with pytest.raises(health.HealthCheckError, match=message):
+        health.validate_health_check(config)
+
+
+def test_it_fills_in_the_defaults_and_reads_the_old_frequency_name() -> None:
+    config = health.validate_health_check(
+        {"type": "http", "url": "https://shop.example/health", "frequency": "daily"}
+    )
+
+    assert config == {
+        "type": "http",
+        "url": "https://shop.example/health",
+        "expect": "status:200",
+        "every": "daily",
+        "timeout": 10,
+    }
+    assert health.every_seconds("5m") == 300
+    assert health.every_seconds("hourly") == 3600
+
+
+# --- CLI -----------------------------------------------------------------------------------------
+
+
+def test_the_cli_sets_and_runs_a_check(
+    delivery_story: Story, server: ThreadingHTTPServer, no_enqueue: Any
+) -> None:
+    feature = live_card(delivery_story, {})
+    config = json.dumps({"type": "http", "url": url_of(server), "every": "5m"})
+
+    out = pipeline("--as", "alice", "health", str(feature.pk), "--set", config)
+    assert out == f"#{feature.pk}: http {url_of(server)} expects status:200, every 5m\n"
+    text = pipeline("health", str(feature.pk))
+    server.status = 500  # type: ignore[attr-defined]
+    with no_enqueue():
+        data = json.loads(pipeline("health", str(feature.pk), "--json"))
+
+    assert text.startswith(f"#{feature.pk} healthy: HTTP 200 (expected 200) (")
+    (incident,) = incidents(feature)
+    assert data["ok"] is False
+    assert data["detail"] == "HTTP 500 (expected 200)"
+    assert data["incident"] == incident.pk
+    assert feature.health_results.count() == 2
+
+
+def test_the_cli_refuses_bad_input_in_one_line(delivery_story: Story) -> None:
+    feature = live_card(delivery_story, {})
+
+    with pytest.raises(CommandError, match="no health check"):
+        pipeline("health", str(feature.pk))
+    with pytest.raises(CommandError, match="--set needs JSON"):
+        pipeline("health", str(feature.pk), "--set", "{nope")
+    with pytest.raises(CommandError, match="HEALTH_CHECK_ALLOW_COMMANDS"):
+        pipeline("health", str(feature.pk), "--set", '{"type": "command", "command": "true"}')
+
+
+def test_the_cli_clears_a_check(delivery_story: Story) -> None:
+    feature = live_card(delivery_story, {"type": "http", "url": "http://127.0.0.1:9/"})
+
+    assert pipeline("health", str(feature.pk), "--clear") == f"#{feature.pk}: no health check\n"
+    feature.refresh_from_db()
+    assert feature.health_check == {}
+
+
+# --- the card page's form --------------------------------------------------------------------
+
+
+def test_a_member_sets_an_http_check_from_the_card_page(delivery_story: Story) -> None:
+    feature = live_card(delivery_story, {})
+    client = delivery_story.client_for(delivery_story.teammate)
+
+    response = client.post(
+        reverse("features:health", args=[feature.pk]),
+        {"type": "http", "target": "https://shop.example/health", "every": "5m"},
+    )
+
+    assert response.status_code == 302
+    feature.refresh_from_db()
+    assert feature.health_check["url"] == "https://shop.example/health"
+    page = client.get(reverse("features:detail", args=[feature.pk])).content.decode()
+    assert "http https://shop.example/health expects status:200, every 5m" in page
+
+
+def test_the_card_page_shows_the_check_and_its_history(
+    delivery_story: Story, server: ThreadingHTTPServer, no_enqueue: Any
+) -> None:
+    feature = live_card(delivery_story, {"type": "http", "url": url_of(server)})
+    client = delivery_story.client_for(delivery_story.viewer)
+    url = reverse("features:detail", args=[feature.pk])
+
+    before = client.get(url).content.decode()
+    server.status = 500  # type: ignore[attr-defined]
+    with no_enqueue():
+        health.run_health_check(feature)
+    after = " ".join(client.get(url).content.decode().split())
+
+    assert "● not checked" in before
+    assert "● failing" not in before
+    assert "● failing" in after
+    assert "failed</strong>: HTTP 500 (expected 200)" in after
+    assert "the health check</summary>" not in after  # viewers see it, and change nothing
+
+
+def test_the_form_refuses_a_command_from_a_member(delivery_story: Story, commands_on: None) -> None:
+    feature = live_card(delivery_story, {})
+    client = delivery_story.client_for(delivery_story.teammate)
+
+    response = client.post(
+        reverse("features:health", args=[feature.pk]),
+        {"type": "command", "target": "true"},
+        HTTP_HX_REQUEST="true",
+    )
+
+    assert response.status_code == 422
+    assert "Only workspace owners and admins can set command checks." in response.content.decode()
+    feature.refresh_from_db()
+    assert feature.health_check == {}
+
+
+def test_the_form_offers_commands_to_admins_only_when_allowed(
+    delivery_story: Story, commands_on: None
+) -> None:
+    feature = live_card(delivery_story, {})
+    url = reverse("features:detail", args=[feature.pk])
+
+    owner_page = delivery_story.client_for(delivery_story.owner).get(url).content.decode()
+    member_page = delivery_story.client_for(delivery_story.teammate).get(url).content.decode()
+
+    assert 'value="command"' in owner_page
+    assert 'value="command"' not in member_page
+
+
+def test_viewers_and_outsiders_cannot_set_a_check(delivery_story: Story) -> None:
+    feature = live_card(delivery_story, {})
+    data = {"type": "http", "target": "https://shop.example/health"}
+    url = reverse("features:health", args=[feature.pk])
+
+    assert delivery_story.client_for(delivery_story.viewer).post(url, data).status_code == 403
+    assert delivery_story.client_for(delivery_story.outsider).post(url, data).status_code == 404
+    feature.refresh_from_db()
+    assert feature.health_check == {}
+
+
+# --- beat ----------------------------------------------------------------------------------------
+
+
+def test_the_beat_task_runs_only_due_checks(
+    delivery_story: Story, server: ThreadingHTTPServer, no_enqueue: Any
+) -> None:
+    config = {"type": "http", "url": url_of(server), "every": "5m"}
+    now = timezone.now()
+    never = live_card(delivery_story, config, "Never checked")
+    overdue = live_card(delivery_story, config, "Checked 6 minutes ago")
+    recent = live_card(delivery_story, config, "Checked a minute ago")
+    not_live = FeatureFactory.create(
+        workspace=delivery_story.workspace,
+        stage=delivery_story.workspace.stages.get(key="done"),
+        health_check=health.validate_health_check(config),
+    )
+    for feature, ago in ((overdue, 6), (recent, 1)):
+        HealthCheckResult.objects.create(
+            feature=feature, ok=True, detail="", checked_at=now - timedelta(minutes=ago)
+        )
+
+    with no_enqueue():
+        ran = tasks.run_due_health_checks()
+
+    assert ran == 2
+    counts = {f.title: f.health_results.count() for f in (never, overdue, recent, not_live)}
+    assert counts == {
+        "Never checked": 1,
+        "Checked 6 minutes ago": 2,
+        "Checked a minute ago": 1,
+        not_live.title: 0,
+    }
+
+
+def test_the_beat_task_skips_command_checks_when_they_are_off(
+    delivery_story: Story, settings: Any
+) -> None:
+    live_card(delivery_story, {"type": "command", "command": exit_with(0)})
+    settings.HEALTH_CHECK_ALLOW_COMMANDS = False
+
+    assert tasks.run_due_health_checks() == 0
+    assert not HealthCheckResult.objects.exists()
+
+
+def test_the_beat_schedule_runs_the_task_every_minute(settings: Any) -> None:
+    entry = settings.CELERY_BEAT_SCHEDULE["run-due-health-checks"]
+
+    assert entry == {"task": "features.run_due_health_checks", "schedule": 60.0}
