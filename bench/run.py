@@ -121,7 +121,7 @@ class RssSampler(threading.Thread):
                     continue
 
 
-def throughput(pipelines: int, start_worker: Any) -> dict[str, Any]:
+def throughput(pipelines: int, start_worker: Any, stop_workers: Any) -> dict[str, Any]:
     from django.contrib.auth.models import User
     from django.db.models import Max, Min
 
@@ -134,8 +134,9 @@ def throughput(pipelines: int, start_worker: Any) -> dict[str, Any]:
     features = [
         do_create_feature(workspace, title=f"Load {i}", user=None) for i in range(pipelines)
     ]
-    # Launch everything before the workers start, so the measure is the workers' pace and not
-    # this process's launching competing with them for the two cores.
+    # Launch everything while no worker runs, so the measure is the workers' pace and not this
+    # process's launching competing with them for the two cores.
+    stop_workers()
     for feature in features:
         engine.launch_pipeline(feature, None)
     worker = start_worker()
@@ -192,7 +193,7 @@ def board_render(cards: int) -> dict[str, Any]:
     Run.objects.bulk_create(
         Run(workspace=workspace, feature=p, stage=p.stage, status="succeeded") for p in parents
     )
-    client = Client()
+    client = Client(HTTP_HOST="127.0.0.1")
     client.force_login(owner)
     url = f"/w/{workspace.slug}/"
     client.get(url)  # warm caches and templates
@@ -220,6 +221,7 @@ def push_latency(pushes: int, base_url: str) -> dict[str, Any]:
     from features.actions import do_create_feature, do_create_workspace
     from features.events import card_changed_on_commit
     from features.models import Feature
+    from tests.chromium import CHROMIUM, CHROMIUM_ARGS
 
     user = User.objects.create_user("pusher", password="pusher-password")  # noqa: S106
     workspace = do_create_workspace(name="Push", template="quick", owner=user)
@@ -227,17 +229,8 @@ def push_latency(pushes: int, base_url: str) -> dict[str, Any]:
     samples: list[float] = []
     with sync_playwright() as p:
         browser = p.chromium.launch(
-            executable_path="/usr/bin/chromium",
-            args=[
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-quic",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--no-first-run",
-            ],
+            executable_path=CHROMIUM,
+            args=CHROMIUM_ARGS,
         )
         page = browser.new_page()
         page.goto(f"{base_url}/login/")
@@ -330,22 +323,32 @@ def main() -> None:
     parser.add_argument("--throughput", type=int, default=1000)
     parser.add_argument("--cards", type=int, default=2000)
     parser.add_argument("--pushes", type=int, default=40)
+    parser.add_argument(
+        "--only", default="", help="comma-separated measures to run, e.g. board,push (default: all)"
+    )
     args = parser.parse_args()
 
     services: Services = prepare()
     from tests.integration.processes import Stack
 
     stack = Stack({"RUNWAY_OFFLINE_DELAY_SECONDS": "0", "LOG_LEVEL": "WARNING"})
+    stack.start_beat()  # the sweeps, as in production: nothing waits forever on a lost run
+    # With --only, the other measures keep their last values from results.json.
+    previous = json.loads(RESULTS.read_text()) if args.only and RESULTS.exists() else {}
     results: dict[str, Any] = {
+        **previous,
         "services": services.description,
         "machine": f"{platform.machine()}, {__import__('os').cpu_count()} cores",
         "when": time.strftime("%Y-%m-%d %H:%M"),
     }
     try:
 
-        def start_worker() -> Any:
+        def stop_workers() -> None:
             for running in stack.workers:
                 running.stop()
+
+        def start_worker() -> Any:
+            stop_workers()
             return stack.start_worker(
                 concurrency=2, extra_args=["-I", "bench.noop_tasks"], loglevel="WARNING"
             )
@@ -354,11 +357,14 @@ def main() -> None:
         steps = [
             ("hop_latency", lambda: hop_latency(args.pipelines)),
             ("celery_chain", lambda: celery_chain_latency(args.pipelines)),
-            ("throughput", lambda: throughput(args.throughput, start_worker)),
+            ("throughput", lambda: throughput(args.throughput, start_worker, stop_workers)),
             ("board", lambda: board_render(args.cards)),
             ("push", lambda: push_latency(args.pushes, stack.start_web())),
         ]
+        wanted = {w.strip() for w in args.only.split(",") if w.strip()}
         for name, measure in steps:
+            if wanted and name not in wanted:
+                continue
             print(f"{name}…", end=" ", flush=True)
             results[name] = measure()
             print(results[name], flush=True)

@@ -471,6 +471,34 @@ def _revoke(run_ids: list[int]) -> None:
         logger.warning("could not revoke %s", run_ids, exc_info=True)
 
 
+def _restart_stage(
+    feature: Feature,
+    run: Run,
+    user: User | None,
+    *,
+    note: str,
+    parent: Run | None,
+    carry_from: Run | None = None,
+) -> Run:
+    """A new run for `run`'s stage (the card moved back there if it left), whose pipeline goes
+    on from that stage as a launch's would."""
+    stages = board_stages(feature.workspace_id, run.stage.board)
+    stage = _stage_by_id(stages, run.stage_id)
+    if runnable_recipe(stage) is None:
+        raise NothingToRun(f"{stage.name} no longer has an automated recipe.")
+    if feature.stage_id != stage.pk:
+        _move(feature, stage, user=user, note=note)
+    plan = plan_from(feature.workspace, stages, stage)
+    return _create_run(
+        feature,
+        stage,
+        pipeline_next=[s.key for s in plan[1:]],
+        parent=parent,
+        user=user,
+        carry_from=carry_from,
+    )
+
+
 def retry_run(run: Run, user: User | None) -> Run:
     """A person retries a failed (or cancelled) run; the chain continues from its stage."""
     with transaction.atomic():
@@ -488,20 +516,8 @@ def retry_run(run: Run, user: User | None) -> Run:
             raise EngineError(
                 f"Run #{run.pk} was already continued by run #{child.pk}; retry that one instead."
             )
-        stages = board_stages(feature.workspace_id, run.stage.board)
-        stage = _stage_by_id(stages, run.stage_id)
-        if runnable_recipe(stage) is None:
-            raise NothingToRun(f"{stage.name} no longer has an automated recipe.")
-        if feature.stage_id != stage.pk:
-            _move(feature, stage, user=user, note=f"Retry of run #{run.pk}")
-        plan = plan_from(feature.workspace, stages, stage)
-        new_run = _create_run(
-            feature,
-            stage,
-            pipeline_next=[s.key for s in plan[1:]],
-            parent=run,
-            user=user,
-            carry_from=run,
+        new_run = _restart_stage(
+            feature, run, user, note=f"Retry of run #{run.pk}", parent=run, carry_from=run
         )
         _save_feature(feature, "status", "status_note", "stage", "position")
         append_log(new_run.pk, f"Retry of run #{run.pk}")
@@ -1176,16 +1192,7 @@ def rerun_run(
             )
         if _has_active_run(feature):
             raise AlreadyRunning("This card already has a run in progress; stop it first.")
-        stages = board_stages(feature.workspace_id, run.stage.board)
-        stage = _stage_by_id(stages, run.stage_id)
-        if runnable_recipe(stage) is None:
-            raise NothingToRun(f"{stage.name} no longer has an automated recipe.")
-        if feature.stage_id != stage.pk:
-            _move(feature, stage, user=user, note=f"Rerun of run #{run.pk}")
-        plan = plan_from(feature.workspace, stages, stage)
-        new_run = _create_run(
-            feature, stage, pipeline_next=[s.key for s in plan[1:]], parent=None, user=user
-        )
+        new_run = _restart_stage(feature, run, user, note=f"Rerun of run #{run.pk}", parent=None)
         request: dict[str, Any] = {}
         if feedback:
             request["feedback"] = feedback

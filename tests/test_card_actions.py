@@ -156,3 +156,11 @@ def test_an_unknown_action_is_not_found(story):
     feature = card(story.workspace)
     response = story.client_for(story.owner).post(f"/features/{feature.pk}/explode")
     assert response.status_code == 404
+
+
+def test_the_cards_links_are_the_routes_urls(story):
+    feature = card(story.workspace)
+    html = _card_html(story, feature)
+    assert f'href="{reverse("features:detail", args=[feature.pk])}"' in html
+    assert f'hx-post="{reverse("features:action", args=[feature.pk, "launch"])}"' in html
+    assert f'hx-post="{reverse("features:move", args=[feature.pk])}"' in html

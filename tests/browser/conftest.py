@@ -14,6 +14,7 @@ import redis
 from django.conf import settings
 from playwright.sync_api import Page
 
+from tests.chromium import CHROMIUM, CHROMIUM_ARGS
 from tests.conftest import Story, make_story
 from tests.integration.processes import Stack
 
@@ -21,7 +22,6 @@ from tests.integration.processes import Stack
 # set up data and check results are still plain blocking calls.
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
-CHROMIUM = "/usr/bin/chromium"
 SCREENSHOTS = Path(
     os.environ.get("RUNWAY_SCREENSHOTS") or Path(settings.BASE_DIR) / "var" / "screenshots"
 )
@@ -36,16 +36,7 @@ def browser_type_launch_args(browser_type_launch_args: dict[str, Any]) -> dict[s
     return {
         **browser_type_launch_args,
         "executable_path": CHROMIUM,
-        "args": [
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--no-first-run",
-        ],
+        "args": CHROMIUM_ARGS,
     }
 
 

@@ -73,8 +73,9 @@ class Process:
             self.popen.wait(timeout=10)
 
     def stop(self) -> None:
+        """A warm stop: SIGTERM to the main process only, so a worker finishes its task."""
         if self.alive():
-            os.killpg(self.popen.pid, signal.SIGTERM)
+            self.popen.send_signal(signal.SIGTERM)
             try:
                 self.popen.wait(timeout=15)
             except subprocess.TimeoutExpired:
