@@ -82,11 +82,9 @@ def do_add_member(workspace: Workspace, user: User, role: str) -> Membership:
 
 
 def default_stage_for(workspace: Workspace, kind: str) -> Stage:
-    board = (
-        Stage.Board.WORK
-        if kind in (Feature.Kind.TASK, Feature.Kind.STORY)
-        else (Stage.Board.FEATURE)
-    )
+    # Tasks and subtasks are worked on the work board; every other kind, stories included,
+    # has a pipeline of its own (a story's generates its subtasks) on the feature board.
+    board = Stage.Board.WORK if kind == Feature.Kind.TASK else Stage.Board.FEATURE
     stage = workspace.stages.filter(board=board).order_by("position").first()
     if stage is None:
         raise FeatureError(f"Workspace {workspace.slug} has no stages on the {board} board.")

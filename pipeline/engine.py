@@ -924,14 +924,16 @@ def _create_generated_cards(run: Run, feature: Feature, steps: list[StepResult])
     )
     if existing:  # this run's list was turned into cards already: never twice
         return existing
+    kind = _child_kind(feature.kind)
+    # Stories land where their own pipeline can run them (their subtasks go to the work board).
+    board = Stage.Board.FEATURE if kind == Feature.Kind.STORY else Stage.Board.WORK
     todo = (
-        Stage.objects.filter(workspace_id=feature.workspace_id, board=Stage.Board.WORK)
+        Stage.objects.filter(workspace_id=feature.workspace_id, board=board)
         .order_by("position")
         .first()
     )
     if todo is None:
         return []
-    kind = _child_kind(feature.kind)
     depends = [
         [d for d in _indexes(item.get("depends_on")) if 0 <= d < len(items) and d != i]
         for i, item in enumerate(items)

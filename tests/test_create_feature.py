@@ -21,12 +21,22 @@ def test_it_puts_features_epics_and_incidents_first_on_the_feature_board(story, 
     assert feature.kind == kind
 
 
-@pytest.mark.parametrize("kind", [Feature.Kind.TASK, Feature.Kind.STORY])
-def test_it_puts_tasks_and_stories_first_on_the_work_board(story, kind):
-    feature = do_create_feature(story.workspace, title="Write it", user=story.owner, kind=kind)
+def test_it_puts_tasks_first_on_the_work_board(story):
+    feature = do_create_feature(
+        story.workspace, title="Write it", user=story.owner, kind=Feature.Kind.TASK
+    )
 
     assert feature.stage.key == "todo"
     assert feature.stage.board == Stage.Board.WORK
+
+
+def test_it_puts_stories_on_the_feature_board_where_their_pipeline_runs(story):
+    feature = do_create_feature(
+        story.workspace, title="Pay by card", user=story.owner, kind=Feature.Kind.STORY
+    )
+
+    assert feature.stage.key == "idea"
+    assert feature.stage.board == Stage.Board.FEATURE
 
 
 def test_it_uses_the_first_stage_of_the_template(product_story):

@@ -57,3 +57,28 @@ def test_it_refuses_values_it_cannot_parse(monkeypatch):
     monkeypatch.setenv("A_NUMBER", "ten")
     with pytest.raises(ImproperlyConfigured, match="not an integer"):
         env_int("A_NUMBER", 1)
+
+
+def test_an_anthropic_key_makes_claude_the_default_provider():
+    probe = "from django.conf import settings; print(settings.RUNWAY_DEFAULT_PROVIDER)"
+
+    def default_provider(**env: str) -> str:
+        clean = {
+            k: v
+            for k, v in os.environ.items()
+            if k not in {"ANTHROPIC_API_KEY", "RUNWAY_DEFAULT_PROVIDER"}
+        }
+        result = subprocess.run(
+            [sys.executable, "-c", f"import django; django.setup(); {probe}"],
+            cwd=settings.BASE_DIR,
+            env={**clean, "DJANGO_SETTINGS_MODULE": "config.settings.dev", **env},
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
+        return result.stdout.strip().splitlines()[-1]
+
+    assert default_provider() == "offline"
+    assert default_provider(ANTHROPIC_API_KEY="sk-test") == "anthropic"
+    assert default_provider(ANTHROPIC_API_KEY="sk-test", RUNWAY_DEFAULT_PROVIDER="cli") == "cli"

@@ -182,7 +182,10 @@ RUNWAY_OFFLINE_JITTER_SECONDS = float(env_str("RUNWAY_OFFLINE_JITTER_SECONDS", "
 
 # Providers. API keys (ANTHROPIC_API_KEY, OPENAI_API_KEY) and base URLs are read when a step
 # uses the provider, so a missing key fails that run with a clear message, not start-up.
-RUNWAY_DEFAULT_PROVIDER = env_str("RUNWAY_DEFAULT_PROVIDER", "offline")
+# With an Anthropic key in the environment, new workspaces (the demo's included) use Claude.
+RUNWAY_DEFAULT_PROVIDER = env_str(
+    "RUNWAY_DEFAULT_PROVIDER", "anthropic" if env_optional("ANTHROPIC_API_KEY") else "offline"
+)
 RUNWAY_ANTHROPIC_MODEL = env_str("RUNWAY_ANTHROPIC_MODEL", "claude-sonnet-4-6")
 RUNWAY_ANTHROPIC_MAX_TOKENS = env_int("RUNWAY_ANTHROPIC_MAX_TOKENS", 8192)
 RUNWAY_OPENAI_MODEL = env_str("RUNWAY_OPENAI_MODEL", "")

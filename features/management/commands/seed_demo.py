@@ -46,7 +46,7 @@ DEMO: list[tuple[str, str, str, list[tuple[str, str, str, str | None]]]] = [
         "product",
         [
             ("Onboarding revamp", "epic", "inbox", None),
-            ("First-run checklist", "story", "todo", "Onboarding revamp"),
+            ("First-run checklist", "story", "inbox", "Onboarding revamp"),
             ("Mobile app", "feature", "discovery", None),
             ("Dark mode", "feature", "ga", None),
         ],
