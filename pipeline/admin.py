@@ -7,6 +7,8 @@ through the actions here, each one an engine call.
 
 from __future__ import annotations
 
+from typing import cast
+
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
@@ -21,6 +23,10 @@ class RunLogInline(ReadOnlyInline):
     fields = ("seq", "created_at", "level", "attempt", "message")
     readonly_fields = fields
     ordering = ("seq",)
+
+
+# What an operator may change on a run: the knobs its next attempt reads.
+RUN_EDITABLE_FIELDS = ("max_attempts", "provider", "model")
 
 
 @admin.register(Run)
@@ -86,35 +92,11 @@ class RunAdmin(admin.ModelAdmin):
         ("Result", {"fields": ("result", "skill_versions"), "classes": ("collapse",)}),
     )
     # Everything but the knobs read by the run's next attempt; see the module docstring.
-    readonly_fields = (
-        "workspace",
-        "feature",
-        "stage",
-        "status",
-        "decision",
-        "parent_run",
-        "pipeline_next",
-        "step_index",
-        "step_total",
-        "attempt",
-        "triggered_by",
-        "worker_id",
-        "created_at",
-        "queued_at",
-        "claimed_at",
-        "started_at",
-        "heartbeat_at",
-        "finished_at",
-        "next_attempt_at",
-        "error_kind",
-        "error_message",
-        "result",
-        "skill_versions",
-        "input_tokens",
-        "output_tokens",
-        "cache_read_tokens",
-        "cache_write_tokens",
-        "cost_usd",
+    readonly_fields = tuple(
+        field
+        for _, options in fieldsets
+        for field in cast(tuple[str, ...], options["fields"])  # one field per row here
+        if field not in RUN_EDITABLE_FIELDS
     )
 
     def has_add_permission(self, request: HttpRequest) -> bool:

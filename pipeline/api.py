@@ -424,6 +424,11 @@ def _poll(run_id: int, after: int) -> tuple[list[str], int, str | None]:
     return events, after, end
 
 
+_RETRY = "retry: 2000\n\n"
+_TIME_LIMIT = ": time limit reached; reconnect with Last-Event-ID to go on\n\n"
+_KEEPALIVE = ": keepalive\n\n"
+
+
 class _Clock:
     """When to stop (the stream's time limit) and when to send a keep-alive comment."""
 
@@ -441,9 +446,20 @@ class _Clock:
     def keepalive_due(self) -> bool:
         return time.monotonic() - self.last_sent >= KEEPALIVE_SECONDS
 
-
-_RETRY = "retry: 2000\n\n"
-_TIME_LIMIT = ": time limit reached; reconnect with Last-Event-ID to go on\n\n"
+    def after_poll(self, events: list[str], end: str | None) -> tuple[list[str], bool]:
+        """What to send after one poll, and whether the stream is over (the one decision the
+        sync and async streams share)."""
+        if end is not None:
+            return [*events, end], True
+        if self.expired():
+            return [*events, _TIME_LIMIT], True
+        if events:
+            self.sent()
+            return events, False
+        if self.keepalive_due():
+            self.sent()
+            return [_KEEPALIVE], False
+        return [], False
 
 
 def _sync_events(run_id: int, after: int) -> Iterator[str]:
@@ -451,18 +467,10 @@ def _sync_events(run_id: int, after: int) -> Iterator[str]:
     yield _RETRY
     while True:
         events, after, end = _poll(run_id, after)
-        yield from events
-        if end is not None:
-            yield end
+        chunks, over = clock.after_poll(events, end)
+        yield from chunks
+        if over:
             return
-        if clock.expired():
-            yield _TIME_LIMIT
-            return
-        if events:
-            clock.sent()
-        elif clock.keepalive_due():
-            clock.sent()
-            yield ": keepalive\n\n"
         # A WSGI worker has no event loop to wait on: this thread is the stream's.
         time.sleep(settings.RUNWAY_API_STREAM_POLL_SECONDS)
 
@@ -473,19 +481,11 @@ async def _async_events(run_id: int, after: int) -> AsyncIterator[str]:
     poll = sync_to_async(_poll)
     while True:
         events, after, end = await poll(run_id, after)
-        for event in events:
-            yield event
-        if end is not None:
-            yield end
+        chunks, over = clock.after_poll(events, end)
+        for chunk in chunks:
+            yield chunk
+        if over:
             return
-        if clock.expired():
-            yield _TIME_LIMIT
-            return
-        if events:
-            clock.sent()
-        elif clock.keepalive_due():
-            clock.sent()
-            yield ": keepalive\n\n"
         await asyncio.sleep(settings.RUNWAY_API_STREAM_POLL_SECONDS)
 
 
