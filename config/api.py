@@ -26,9 +26,9 @@ from ninja.utils import check_csrf
 
 from features.actions import FeatureError
 from features.api.base import ApiError, error_body
-from features.api.routes import router as features_router
 from features.tokens import TokenError, user_for_secret
-from pipeline.api import router as pipeline_router
+from pipeline.api.cards import router as features_router
+from pipeline.api.runs import router as pipeline_router
 from pipeline.engine import EngineError
 from skills.api import router as skills_router
 

@@ -2,8 +2,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from features.consumers import BoardConsumer
-from pipeline.consumers import RunLogConsumer
+from pipeline.consumers import BoardConsumer, RunLogConsumer
 
 websocket_urlpatterns = [
     path("ws/workspaces/<slug:slug>/", BoardConsumer.as_asgi()),

@@ -20,5 +20,5 @@ urlpatterns = [
     # Product
     path("", include("pipeline.urls")),
     path("", include("skills.urls")),
-    path("", include("features.urls")),
+    path("", include("pipeline.card_urls")),
 ]

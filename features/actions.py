@@ -206,17 +206,17 @@ def do_move_feature(
     user: User | None,
     position: int | None = None,
     note: str = "",
-    trigger_automation: bool = True,
 ) -> Feature:
-    """A person moves a card. Moving into a stage starts that stage's automation."""
+    """Put a card at index `position` of `stage` (None: the end), with an audit row.
+
+    The card domain's half of a move: whether the card may leave its stage (an active run) and
+    what entering a stage starts are the pipeline's business (``pipeline.engine.move_feature``,
+    the writer people's moves go through). Raises FeatureError for a stage of another workspace.
+    """
     if stage.workspace_id != feature.workspace_id:
         raise FeatureError("That stage belongs to another workspace.")
     with transaction.atomic():
         locked = Feature.objects.select_for_update(of=("self",)).get(pk=feature.pk)
-        if locked.is_locked and locked.stage_id != stage.pk:
-            raise FeatureError(
-                "This card has an active run; stop the pipeline before moving it to another stage."
-            )
         from_stage_id = locked.stage_id
         insert_into_column(locked, stage, position)
         locked.version = F("version") + 1
@@ -231,10 +231,6 @@ def do_move_feature(
                 note=note,
             )
             unblock_dependents(locked, stage)
-            if trigger_automation:
-                from pipeline.engine import on_stage_entered
-
-                on_stage_entered(locked, user=user)
         events.card_changed_on_commit(locked, previous_stage_id=from_stage_id)
     return locked
 

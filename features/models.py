@@ -3,14 +3,10 @@
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
-
-if TYPE_CHECKING:
-    from pipeline.models import Run
 
 
 class Workspace(models.Model):
@@ -123,7 +119,8 @@ class Stage(models.Model):
 
 
 class Feature(models.Model):
-    """One card of any kind. A card is locked exactly while it has an active run (derived)."""
+    """One card of any kind. A card is locked exactly while it has an active run (derived by the
+    pipeline layer, which owns runs: the card domain knows no runner)."""
 
     class Kind(models.TextChoices):
         FEATURE = "feature", "Feature"
@@ -180,15 +177,6 @@ class Feature(models.Model):
 
     def __str__(self) -> str:
         return f"#{self.pk} {self.title}"
-
-    def active_run(self) -> Run | None:
-        from pipeline.models import Run
-
-        return self.runs.filter(status__in=Run.ACTIVE_STATUSES).first()
-
-    @property
-    def is_locked(self) -> bool:
-        return self.active_run() is not None
 
 
 class Dependency(models.Model):

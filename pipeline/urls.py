@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from pipeline import views
+from pipeline.views import runs as views
 
 app_name = "pipeline"
 

@@ -14,7 +14,7 @@ from django.urls import reverse
 from django.utils import timezone
 from pytest_django import DjangoAssertNumQueries, DjangoCaptureOnCommitCallbacks
 
-from features.actions import do_create_feature, do_move_feature
+from features.actions import do_create_feature
 from features.models import (
     Artifact,
     Dependency,
@@ -24,6 +24,7 @@ from features.models import (
     StageTransition,
     Workspace,
 )
+from pipeline import engine
 from pipeline.models import Run, RunLog, WorkerHeartbeat
 from pipeline.runlog import append_log
 from skills.models import Gate, RecipeStep, Skill, StageRecipe
@@ -69,8 +70,8 @@ def failed_run(feature: Feature, key: str = "architecture") -> Run:
 def seeded(story: Story) -> Seeded:
     """One of everything the admin lists: a card with history, a child task, a run with logs."""
     feature = do_create_feature(story.workspace, title="Checkout page", user=story.owner)
-    feature = do_move_feature(
-        feature, stage(story.workspace, "architecture"), user=story.owner, trigger_automation=False
+    feature = engine.move_feature(
+        feature, stage(story.workspace, "architecture"), user=story.owner, start_automation=False
     )
     task = do_create_feature(
         story.workspace, title="Card form", user=story.owner, kind=Feature.Kind.TASK, parent=feature

@@ -9,7 +9,6 @@ import pytest
 from django.db import connection
 from django.test import Client
 
-from pipeline import engine
 from pipeline.models import Run
 from tests.api_helpers import error_of, reset_launch_limits, token_for
 from tests.engine_helpers import card
@@ -22,7 +21,7 @@ def test_it_makes_one_pipeline_and_409s_for_the_rest(story, settings, monkeypatc
     settings.RUNWAY_API_LAUNCHES_PER_MINUTE = 100
     reset_launch_limits()
     enqueued: list[int] = []  # no broker: record what would be sent once committed
-    monkeypatch.setattr(engine, "enqueue", lambda run_id, **_: enqueued.append(run_id))
+    monkeypatch.setattr("pipeline.engine.runs.enqueue", lambda run_id, **_: enqueued.append(run_id))
     feature = card(story.workspace)
     tokens = [token_for(user) for user in (story.owner, story.teammate) * (CALLERS // 2)]
     start = threading.Barrier(CALLERS)

@@ -115,10 +115,8 @@ def test_start_runs_a_run_waiting_for_approval(story, no_enqueue):
         automation=StageRecipe.Automation.HUMAN_APPROVAL
     )
     feature = card(story.workspace)
-    from features.actions import do_move_feature
-
     with no_enqueue():
-        do_move_feature(feature, stage(story.workspace, "architecture"), user=story.owner)
+        engine.move_feature(feature, stage(story.workspace, "architecture"), user=story.owner)
         board = story.client_for(story.owner).get(reverse("features:board", args=["alices-team"]))
         assert "Waiting for Start:" in board.content.decode()
         response = act(story.client_for(story.owner), feature, "start")

@@ -9,7 +9,6 @@ from typing import Any
 import pytest
 from django.urls import reverse
 
-from features.actions import do_move_feature
 from features.models import Dependency, Feature
 from pipeline import engine
 from tests.conftest import Story
@@ -73,7 +72,9 @@ def test_automation_skips_a_blocked_card_moved_into_an_automated_stage(
     first, second, third = waiting_pair(story)
 
     with no_enqueue():
-        moved = do_move_feature(second, stage(story.workspace, "architecture"), user=story.owner)
+        moved = engine.move_feature(
+            second, stage(story.workspace, "architecture"), user=story.owner
+        )
 
     assert moved.stage.key == "architecture"  # the move itself is the person's to make
     assert not second.runs.exists()
@@ -89,10 +90,10 @@ def test_it_unblocks_when_a_person_moves_the_last_dependency_to_done(
     done = stage(story.workspace, "done")
 
     with no_enqueue():
-        do_move_feature(first, done, user=story.owner)
+        engine.move_feature(first, done, user=story.owner)
         second.refresh_from_db()
         assert second.status == Feature.Status.BLOCKED  # still waits for the third
-        do_move_feature(third, done, user=story.owner)
+        engine.move_feature(third, done, user=story.owner)
 
     second.refresh_from_db()
     assert (second.status, second.status_note) == (Feature.Status.IDLE, "")
@@ -108,7 +109,7 @@ def test_it_unblocks_generated_tasks_as_their_dependencies_finish(
     finished = stage(story.workspace, "finished")
 
     with no_enqueue():
-        do_move_feature(tasks[0], finished, user=story.teammate)
+        engine.move_feature(tasks[0], finished, user=story.teammate)
 
     statuses = {t.pk: t.status for t in Feature.objects.filter(pk__in=[t.pk for t in tasks])}
     assert statuses[tasks[1].pk] == Feature.Status.IDLE  # waited for the first only
@@ -135,7 +136,7 @@ def test_a_move_to_a_stage_that_is_not_done_keeps_them_blocked(
     Dependency.objects.filter(depends_on=third).delete()
 
     with no_enqueue():
-        do_move_feature(first, stage(story.workspace, "tasks"), user=story.owner)
+        engine.move_feature(first, stage(story.workspace, "tasks"), user=story.owner)
 
     second.refresh_from_db()
     assert second.status == Feature.Status.BLOCKED

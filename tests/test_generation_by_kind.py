@@ -12,6 +12,7 @@ import pytest
 from features.actions import do_update_feature
 from features.models import Dependency, Feature
 from pipeline import engine
+from pipeline.engine.generation import create_generated_cards
 from pipeline.executor import execute_run
 from pipeline.models import Run
 from pipeline.providers.base import StepRequest
@@ -119,7 +120,7 @@ def test_completing_twice_makes_the_cards_once(story: Story, no_enqueue: Any) ->
 
         assert engine.complete_run(run.pk, run.attempt, steps, {}) is False
         # Even called again for the same run, generation finds its cards and adds none.
-        again = engine._create_generated_cards(run, user_story, steps)
+        again = create_generated_cards(run, user_story, steps)
 
     assert sorted(again) == created
     assert sorted(user_story.children.values_list("pk", flat=True)) == created

@@ -145,7 +145,7 @@ def test_it_shows_the_tree_on_the_card_page(story: Story) -> None:
 def test_it_reads_the_tree_in_a_constant_number_of_queries(
     story: Story, django_assert_max_num_queries: Any
 ) -> None:
-    from features.queries import card_tree
+    from pipeline.card_queries import card_tree
 
     epic = create("Payments", "--kind", "epic")
     for n in range(4):

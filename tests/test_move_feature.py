@@ -1,11 +1,12 @@
-"""do_move_feature: audit rows, column order, the run lock, and automation on entering a stage."""
+"""engine.move_feature, a person's move: audit rows, column order, the run lock, automation."""
 
 from __future__ import annotations
 
 import pytest
 
-from features.actions import FeatureError, do_create_feature, do_move_feature
+from features.actions import FeatureError, do_create_feature
 from features.models import Feature, StageTransition, Workspace
+from pipeline import engine
 from pipeline.models import Run
 
 
@@ -31,8 +32,8 @@ def test_it_moves_the_card_and_writes_a_transition(story):
     card = _card(story, "Checkout")
     idea, tasks = _stage(story, "idea"), _stage(story, "tasks")
 
-    moved = do_move_feature(
-        card, tasks, user=story.teammate, note="Skipping ahead", trigger_automation=False
+    moved = engine.move_feature(
+        card, tasks, user=story.teammate, note="Skipping ahead", start_automation=False
     )
 
     assert moved.stage == tasks
@@ -47,7 +48,7 @@ def test_it_moves_the_card_and_writes_a_transition(story):
 def test_it_bumps_the_version(story):
     card = _card(story, "Checkout")
 
-    moved = do_move_feature(card, _stage(story, "tasks"), user=None, trigger_automation=False)
+    moved = engine.move_feature(card, _stage(story, "tasks"), user=None, start_automation=False)
 
     assert moved.version == 2
 
@@ -56,8 +57,8 @@ def test_it_writes_no_transition_for_a_move_within_a_column(story):
     card = _card(story, "Checkout")
     _card(story, "Other")
 
-    do_move_feature(
-        card, _stage(story, "idea"), user=story.owner, position=1, trigger_automation=False
+    engine.move_feature(
+        card, _stage(story, "idea"), user=story.owner, position=1, start_automation=False
     )
 
     assert StageTransition.objects.filter(feature=card).count() == 1  # just "Created"
@@ -68,7 +69,7 @@ def test_it_appends_to_the_column_without_a_position(story):
     _card(story, "B", "tasks")
     card = _card(story, "Moving")
 
-    do_move_feature(card, _stage(story, "tasks"), user=story.owner, trigger_automation=False)
+    engine.move_feature(card, _stage(story, "tasks"), user=story.owner, start_automation=False)
 
     assert _positions(story, "tasks") == [("A", 0), ("B", 1), ("Moving", 2)]
 
@@ -79,8 +80,8 @@ def test_it_inserts_at_a_position_and_shifts_the_cards_below(story):
     _card(story, "C", "tasks")
     card = _card(story, "Moving")
 
-    do_move_feature(
-        card, _stage(story, "tasks"), user=story.owner, position=1, trigger_automation=False
+    engine.move_feature(
+        card, _stage(story, "tasks"), user=story.owner, position=1, start_automation=False
     )
 
     assert _positions(story, "tasks") == [("A", 0), ("Moving", 1), ("B", 2), ("C", 3)]
@@ -91,8 +92,8 @@ def test_it_leaves_other_columns_alone_when_shifting(story):
     _card(story, "Also stays", "idea")
     card = _card(story, "Moving", "architecture")
 
-    do_move_feature(
-        card, _stage(story, "tasks"), user=story.owner, position=0, trigger_automation=False
+    engine.move_feature(
+        card, _stage(story, "tasks"), user=story.owner, position=0, start_automation=False
     )
 
     assert _positions(story, "idea") == [("Stays", 0), ("Also stays", 1)]
@@ -105,7 +106,7 @@ def test_it_refuses_to_move_a_card_with_an_active_run(story):
     )
 
     with pytest.raises(FeatureError, match="active run"):
-        do_move_feature(card, _stage(story, "tasks"), user=story.owner, trigger_automation=False)
+        engine.move_feature(card, _stage(story, "tasks"), user=story.owner, start_automation=False)
 
     card.refresh_from_db()
     assert card.stage.key == "architecture"
@@ -120,8 +121,8 @@ def test_it_lets_a_card_with_an_active_run_be_reordered_in_its_column(story):
         workspace=story.workspace, feature=card, stage=card.stage, status=Run.Status.QUEUED
     )
 
-    do_move_feature(
-        card, _stage(story, "architecture"), user=story.owner, position=0, trigger_automation=False
+    engine.move_feature(
+        card, _stage(story, "architecture"), user=story.owner, position=0, start_automation=False
     )
 
     assert _positions(story, "architecture") == [("Busy", 0), ("First", 1)]
@@ -133,7 +134,9 @@ def test_it_moves_a_card_whose_runs_have_finished(story):
         workspace=story.workspace, feature=card, stage=card.stage, status=Run.Status.FAILED
     )
 
-    moved = do_move_feature(card, _stage(story, "idea"), user=story.owner, trigger_automation=False)
+    moved = engine.move_feature(
+        card, _stage(story, "idea"), user=story.owner, start_automation=False
+    )
 
     assert moved.stage.key == "idea"
 
@@ -143,7 +146,7 @@ def test_it_refuses_a_stage_of_another_workspace(story):
     foreign = Workspace.objects.get(slug="charlies-team").stages.get(key="tasks")
 
     with pytest.raises(FeatureError, match="another workspace"):
-        do_move_feature(card, foreign, user=story.owner, trigger_automation=False)
+        engine.move_feature(card, foreign, user=story.owner, start_automation=False)
 
     card.refresh_from_db()
     assert card.stage.key == "idea"
@@ -155,7 +158,7 @@ def test_it_queues_the_stage_run_when_a_card_enters_an_automated_stage(
     card = _card(story, "Checkout")
 
     with django_capture_on_commit_callbacks(execute=False):
-        moved = do_move_feature(card, _stage(story, "architecture"), user=story.teammate)
+        moved = engine.move_feature(card, _stage(story, "architecture"), user=story.teammate)
 
     run = Run.objects.get(feature=card)
     assert run.status == Run.Status.QUEUED
@@ -174,14 +177,16 @@ def test_it_starts_nothing_when_a_card_enters_a_stage_without_a_recipe(
     card = _card(story, "Checkout", "architecture")
 
     with django_capture_on_commit_callbacks(execute=False):
-        do_move_feature(card, _stage(story, "idea"), user=story.owner)
+        engine.move_feature(card, _stage(story, "idea"), user=story.owner)
 
     assert not Run.objects.filter(feature=card).exists()
 
 
-def test_it_starts_nothing_without_trigger_automation(story):
+def test_it_starts_nothing_without_start_automation(story):
     card = _card(story, "Checkout")
 
-    do_move_feature(card, _stage(story, "architecture"), user=story.owner, trigger_automation=False)
+    engine.move_feature(
+        card, _stage(story, "architecture"), user=story.owner, start_automation=False
+    )
 
     assert not Run.objects.filter(feature=card).exists()

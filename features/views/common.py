@@ -1,4 +1,4 @@
-"""What the board's views share: typed htmx requests, toasts, and card/column responses."""
+"""What every page view shares: typed htmx requests and toasts."""
 
 from __future__ import annotations
 
@@ -7,11 +7,7 @@ from typing import Any
 
 from django.contrib.auth.models import User
 from django.http import HttpRequest, HttpResponse
-from django.template.loader import render_to_string
 from django_htmx.middleware import HtmxDetails
-
-from features import queries
-from features.models import Feature, Membership, Workspace
 
 
 class HtmxHttpRequest(HttpRequest):
@@ -31,24 +27,3 @@ def with_toast(
     events = {**(triggers or {}), "toast": {"message": message, "level": level, **extra}}
     response["HX-Trigger"] = json.dumps(events)
     return response
-
-
-def render_card(
-    request: HttpRequest, workspace: Workspace, membership: Membership, feature_id: int
-) -> str:
-    card = queries.card_for_render(workspace, feature_id)
-    if card is None:
-        return ""
-    return render_to_string(
-        "features/board.html#card",
-        {"card": card, "membership": membership, "workspace": workspace},
-        request=request,
-    )
-
-
-def card_response(
-    request: HttpRequest, feature: Feature, membership: Membership, *, status: int = 200
-) -> HttpResponse:
-    return HttpResponse(
-        render_card(request, feature.workspace, membership, feature.pk), status=status
-    )

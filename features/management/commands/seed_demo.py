@@ -93,6 +93,4 @@ class Command(BaseCommand):
             feature = do_create_feature(workspace, title=title, user=user, kind=kind, parent=parent)
             stage = workspace.stages.get(key=stage_key)
             if feature.stage_id != stage.pk:
-                do_move_feature(
-                    feature, stage, user=user, note="Demo data", trigger_automation=False
-                )
+                do_move_feature(feature, stage, user=user, note="Demo data")

@@ -15,13 +15,14 @@ from django.shortcuts import render
 from django.template.loader import render_to_string
 from django.views.decorators.http import require_POST
 
-from features import queries
 from features.access import get_feature, get_workspace
-from features.actions import FeatureError, do_create_feature, do_move_feature
+from features.actions import FeatureError, do_create_feature
 from features.models import Feature, Membership, Workspace
-from features.views.common import HtmxHttpRequest, card_response, with_toast
+from features.views.common import HtmxHttpRequest, with_toast
+from pipeline import card_queries as queries
 from pipeline import engine
 from pipeline.models import Run
+from pipeline.views.common import card_response
 
 
 def _run_in(feature: Feature, **filters: object) -> Run:
@@ -117,7 +118,7 @@ def move_card(request: HtmxHttpRequest, pk: int) -> HttpResponse:
         return with_toast(HttpResponse(status=400), "Choose a stage of this board.", "error")
     touched = {feature.stage_id, stage.pk}
     try:
-        do_move_feature(feature, stage, user=request.user, position=position)
+        engine.move_feature(feature, stage, user=request.user, position=position)
     except (FeatureError, engine.EngineError) as exc:
         response = HttpResponse(render_columns(request, feature.workspace, membership, touched))
         return with_toast(response, str(exc), "error")

@@ -7,10 +7,10 @@ from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET
 
-from features import queries
 from features.access import get_workspace, workspaces_for
-from features.views.cards import KIND_CHOICES
 from features.views.common import HtmxHttpRequest
+from pipeline import card_queries as queries
+from pipeline.views.cards import KIND_CHOICES
 
 
 @login_required

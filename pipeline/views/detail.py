@@ -14,15 +14,15 @@ from django.utils.safestring import SafeString
 from django.views.decorators.http import require_POST, require_safe
 from django_htmx.http import reswap, retarget
 
-from features import queries
 from features.access import get_feature
 from features.actions import FeatureError, do_update_feature
 from features.diffs import line_diff
 from features.markdown import render_markdown
 from features.models import Artifact, Feature, Membership
 from features.views.common import HtmxHttpRequest, with_toast
-from features.views.rerun import diff_links
+from pipeline import card_queries as queries
 from pipeline.models import Run, RunLog
+from pipeline.views.rerun import diff_links
 from skills.validation import artifact_key
 
 LOG_LINES_SHOWN = 500

@@ -16,7 +16,7 @@ from ninja import Query, Router, Schema, Status
 from pydantic import Field
 
 from features.access import get_feature, get_workspace, workspaces_for
-from features.actions import FeatureError, do_create_feature, do_move_feature, do_update_feature
+from features.actions import FeatureError, do_create_feature, do_update_feature
 from features.api.base import (
     LAUNCH_ERRORS,
     READ_ERRORS,
@@ -165,8 +165,11 @@ def _with_active_run(cards: QuerySet[Feature]) -> QuerySet[Feature]:
 def feature_out(feature: Feature) -> dict[str, Any]:
     active = getattr(feature, "active_run_id", None)
     if not hasattr(feature, "active_run_id"):
-        run = feature.active_run()
-        active = run.pk if run is not None else None
+        active = (
+            Run.objects.filter(feature=feature, status__in=Run.ACTIVE_STATUSES)
+            .values_list("pk", flat=True)
+            .first()
+        )
     return {
         "id": feature.pk,
         "title": feature.title,
@@ -349,7 +352,7 @@ def move_feature(request: HttpRequest, id: Id, payload: FeatureMove) -> dict[str
     """Move a card to a stage (optionally to an index in its column); automation may start."""
     feature, _ = get_feature(caller(request), id, write=True)
     stage = _stage(feature.workspace, payload.stage)
-    do_move_feature(
+    engine.move_feature(
         feature, stage, user=caller(request), position=payload.position, note=payload.note
     )
     return feature_out(_fresh(feature.pk))

@@ -39,8 +39,8 @@ from features.api.base import (
     require_admin_somewhere,
     responses,
 )
-from features.api.routes import ArtifactOut, artifact_out
 from pipeline import engine
+from pipeline.api.cards import ArtifactOut, artifact_out
 from pipeline.health import health_report
 from pipeline.models import WORKER_STALE_AFTER, Run, RunLog, WorkerHeartbeat
 

@@ -10,10 +10,10 @@ from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
-from features import queries
 from features.access import get_feature
 from features.health import HealthCheckError, do_set_health_check
 from features.views.common import HtmxHttpRequest, with_toast
+from pipeline import card_queries as queries
 
 
 class HealthCheckForm(forms.Form):

@@ -1,9 +1,13 @@
+"""URLs of the boards and card pages: workspaces, cards and the actions on them."""
+
 from __future__ import annotations
 
 from django.urls import path, re_path
 
-from features.views import board, cards, detail, health, rerun, settings
+from pipeline.views import board, cards, detail, health_checks, rerun, settings
 
+# The board and card pages keep the "features" URL namespace (features:board, features:detail):
+# URLs name what a person sees, while the views live here because they show cards with their runs.
 app_name = "features"
 
 urlpatterns = [
@@ -17,7 +21,7 @@ urlpatterns = [
     path("features/<int:pk>/", detail.feature_detail, name="detail"),
     path("features/<int:pk>/move", cards.move_card, name="move"),
     path("features/<int:pk>/edit", detail.edit_feature, name="edit"),
-    path("features/<int:pk>/health", health.set_health_check, name="health"),
+    path("features/<int:pk>/health", health_checks.set_health_check, name="health"),
     path(
         "features/<int:pk>/artifacts/<path:name>/diff", detail.artifact_diff, name="artifact_diff"
     ),

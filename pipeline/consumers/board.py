@@ -13,9 +13,9 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.template.loader import render_to_string
 
-from features import queries
 from features.events import workspace_group
 from features.models import Membership
+from pipeline import card_queries as queries
 
 
 class BoardConsumer(AsyncWebsocketConsumer):

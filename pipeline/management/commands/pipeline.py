@@ -15,7 +15,7 @@ from django.contrib.auth.models import User
 from django.core.management.base import BaseCommand, CommandError
 from django.db.models import Count
 
-from features.actions import FeatureError, do_create_feature, do_move_feature
+from features.actions import FeatureError, do_create_feature
 from features.models import Feature, Stage, Workspace
 from pipeline import engine
 from pipeline.models import Run
@@ -222,7 +222,7 @@ class Command(BaseCommand):
     def do_move(self, options: dict[str, Any]) -> None:
         feature = self._feature(options["id"])
         stage = self._stage(feature.workspace, options["stage"])
-        feature = do_move_feature(feature, stage, user=self.actor, note=options["note"])
+        feature = engine.move_feature(feature, stage, user=self.actor, note=options["note"])
         self._emit(options, feature_dict(feature), f"#{feature.pk} is now in {stage.name}")
 
     def do_show(self, options: dict[str, Any]) -> None:

@@ -1,0 +1,81 @@
+"""The pipeline engine: every state change of a run, each in one transaction.
+
+Invariants (DESIGN.md, "The engine"):
+
+* at most one active run per feature (partial unique index), so concurrent launches make one;
+* a run is claimed by a conditional UPDATE that increments ``attempt``, the fencing token every
+  later write of that execution must match, so a rescued zombie can never write;
+* completion saves the result and artifacts, evaluates gates, moves the card and creates the
+  next run (``parent_run`` unique) in one transaction; enqueue and events go out after commit,
+  so the next step can never start before the previous result is stored.
+
+The package reads as a run's lifecycle: ``planning`` (which stages run), ``commands`` (what
+people ask for), ``admission`` (may it start now), ``worker`` (claim, progress, failure),
+``completion`` and ``generation`` (store and advance), ``sweeps`` (what beat repairs). The step
+loop that talks to providers lives in ``pipeline.executor``.
+"""
+
+from __future__ import annotations
+
+from pipeline.engine.admission import month_spend, resume_deferred
+from pipeline.engine.commands import (
+    Launched,
+    accept_run,
+    launch_pipeline,
+    move_feature,
+    on_stage_entered,
+    reject_run,
+    rerun_run,
+    rescue_run,
+    retry_run,
+    start_run,
+    stop_pipeline,
+)
+from pipeline.engine.completion import complete_run
+from pipeline.engine.errors import AlreadyRunning, EngineError, NothingToRun
+from pipeline.engine.planning import board_stages, entry_status, plan_from, runnable_recipe
+from pipeline.engine.runs import enqueue
+from pipeline.engine.steps import StepResult
+from pipeline.engine.sweeps import dispatch_stale_queued, rescue_stale_running
+from pipeline.engine.worker import (
+    backoff_seconds,
+    claim_run,
+    fail_run,
+    record_step,
+    retry_later,
+    still_running,
+)
+
+__all__ = [
+    "AlreadyRunning",
+    "EngineError",
+    "Launched",
+    "NothingToRun",
+    "StepResult",
+    "accept_run",
+    "backoff_seconds",
+    "board_stages",
+    "claim_run",
+    "complete_run",
+    "dispatch_stale_queued",
+    "enqueue",
+    "entry_status",
+    "fail_run",
+    "launch_pipeline",
+    "month_spend",
+    "move_feature",
+    "on_stage_entered",
+    "plan_from",
+    "record_step",
+    "reject_run",
+    "rerun_run",
+    "rescue_run",
+    "rescue_stale_running",
+    "resume_deferred",
+    "retry_later",
+    "retry_run",
+    "runnable_recipe",
+    "start_run",
+    "still_running",
+    "stop_pipeline",
+]

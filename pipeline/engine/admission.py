@@ -1,0 +1,84 @@
+"""Admission: whether a workspace may start another run now (concurrency slots, monthly budget),
+and deferring the runs it may not.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from decimal import Decimal
+from functools import partial
+
+from django.db import transaction
+from django.db.models import Sum
+
+from features import events
+from features.models import Feature, Workspace
+from pipeline.engine.runs import enqueue
+from pipeline.models import Run
+
+# How soon a run refused for lack of a slot, or for the budget, is looked at again.
+ADMISSION_RETRY_SECONDS = 2.0
+BUDGET_RETRY_SECONDS = 60.0
+Status = Run.Status
+
+
+def month_spend(workspace_id: int, now: datetime) -> Decimal:
+    start = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    total = Run.objects.filter(workspace_id=workspace_id, created_at__gte=start).aggregate(
+        total=Sum("cost_usd")
+    )["total"]
+    return total or Decimal("0")
+
+
+def admission_refusal(run_id: int, now: datetime) -> tuple[str, float] | None:
+    """Why the workspace cannot start this run now, and when to look again; None if it can.
+
+    The workspace row is locked so two workers cannot both take the last free slot.
+    """
+    workspace_id = Run.objects.values_list("workspace_id", flat=True).get(pk=run_id)
+    workspace = Workspace.objects.select_for_update().order_by().get(pk=workspace_id)
+    running = Run.objects.filter(workspace_id=workspace_id, status=Status.RUNNING).count()
+    if running >= workspace.max_concurrent_runs:
+        return (
+            f"Waiting for a free slot: {running} runs are running in this workspace "
+            f"(limit {workspace.max_concurrent_runs})",
+            ADMISSION_RETRY_SECONDS,
+        )
+    budget = workspace.monthly_budget_usd
+    if budget is not None:
+        spent = month_spend(workspace_id, now)
+        if spent >= budget:
+            return (
+                f"Budget reached: ${spent:.2f} of ${budget:.2f} spent this month; "
+                "raise the budget to resume",
+                BUDGET_RETRY_SECONDS,
+            )
+    return None
+
+
+def defer(run_id: int, feature_id: int, why: str, retry_in: float, *, now: datetime) -> None:
+    """Leave the run queued, say why on the card, and look again later."""
+    Run.objects.filter(pk=run_id, status=Status.QUEUED).update(
+        next_attempt_at=now + timedelta(seconds=retry_in),
+        error_kind=Run.ErrorKind.DEFERRED,
+        error_message=why,
+    )
+    feature = Feature(pk=feature_id, workspace_id=Run.objects.get(pk=run_id).workspace_id)
+    Feature.objects.filter(pk=feature_id).exclude(status_note=why[:500]).update(
+        status=Feature.Status.QUEUED, status_note=why[:500], updated_at=now
+    )
+    events.card_changed_on_commit(feature)
+    transaction.on_commit(partial(enqueue, run_id, countdown=retry_in), robust=True)
+
+
+def resume_deferred(workspace: Workspace) -> int:
+    """Budget raised or slots freed: send the workspace's waiting runs again now."""
+    waiting = list(
+        Run.objects.filter(
+            workspace=workspace, status=Status.QUEUED, error_kind=Run.ErrorKind.DEFERRED
+        ).values_list("pk", flat=True)
+    )
+    Run.objects.filter(pk__in=waiting).update(next_attempt_at=None)
+    for run_id in waiting:
+        transaction.on_commit(partial(enqueue, run_id), robust=True)
+    return len(waiting)

@@ -1,0 +1,359 @@
+"""The commands people issue: launch, stop, retry, start, accept, reject, rerun, rescue.
+
+Each is one transaction that locks the card first; enqueues and events go out after commit.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+from django.contrib.auth.models import User
+from django.db import transaction
+from django.utils import timezone
+
+from features.actions import FeatureError, blocking_dependencies, do_move_feature
+from features.models import Feature, Stage, Workspace
+from pipeline.engine.cards import record_move, save_feature
+from pipeline.engine.completion import advance
+from pipeline.engine.errors import AlreadyRunning, EngineError, NothingToRun
+from pipeline.engine.locks import has_active_run, lock_card_of_run, lock_feature
+from pipeline.engine.planning import (
+    board_stages,
+    entry_status,
+    plan_from,
+    runnable_recipe,
+    stage_after,
+    stage_by_id,
+)
+from pipeline.engine.runs import create_run, enqueue
+from pipeline.engine.sweeps import requeue_lost
+from pipeline.models import Run, RunLog
+from pipeline.runlog import append_log
+from skills.models import StageRecipe
+
+logger = logging.getLogger(__name__)
+Status = Run.Status
+Automation = StageRecipe.Automation
+
+# --- Launch, stop, retry, start, accept, reject ------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Launched:
+    run: Run
+    pipeline: list[str]
+    resumed: bool
+
+
+def launch_pipeline(feature: Feature, user: User | None) -> Launched:
+    """Start the card's pipeline from its current stage (or resume it from the failed stage)."""
+    with transaction.atomic():
+        feature = lock_feature(feature.pk)
+        if has_active_run(feature):
+            raise AlreadyRunning(
+                f"“{feature.title}” already has a pipeline running; stop it or wait for it to end."
+            )
+        blockers = blocking_dependencies(feature)
+        if blockers:
+            blocked_by = ", ".join(f"#{pk}" for pk in blockers)
+            raise EngineError(f"Blocked by {blocked_by}: finish them first")
+        stages = board_stages(feature.workspace_id, feature.stage.board)
+        start = stage_by_id(stages, feature.stage_id)
+        if runnable_recipe(start) is None:
+            ahead = stage_after(stages, start.pk)
+            if ahead is None or runnable_recipe(ahead) is None:
+                raise NothingToRun(
+                    f"Nothing to run: neither {start.name} nor the stage after it has an "
+                    "automated recipe. Move the card or add a recipe."
+                )
+            record_move(feature, ahead, user=user, note="Launched")
+            start = ahead
+        last = Run.objects.filter(feature=feature).order_by("-created_at", "-id").first()
+        resume_from = (
+            last
+            if last is not None
+            and last.status == Status.FAILED
+            and last.stage_id == start.pk
+            and not Run.objects.filter(parent_run=last).exists()
+            else None
+        )
+        plan = plan_from(feature.workspace, stages, start)
+        run = create_run(
+            feature,
+            start,
+            pipeline_next=[s.key for s in plan[1:]],
+            parent=resume_from,
+            user=user,
+            carry_from=resume_from,
+        )
+        save_feature(feature, "status", "status_note", "stage", "position")
+        verb = f"Resumed after run #{resume_from.pk} failed" if resume_from else "Launched"
+        append_log(run.pk, f"{verb}: {' → '.join(s.key for s in plan)}")
+    return Launched(run=run, pipeline=[s.key for s in plan], resumed=resume_from is not None)
+
+
+def on_stage_entered(feature: Feature, *, user: User | None) -> Run | None:
+    """A person moved the card here: run the stage's automation, if it has any."""
+    workspace = feature.workspace
+    if workspace.automation_mode == Workspace.AutomationMode.MANUAL:
+        return None
+    stages = board_stages(feature.workspace_id, feature.stage.board)
+    stage = stage_by_id(stages, feature.stage_id)
+    recipe = runnable_recipe(stage)
+    if recipe is None or recipe.automation == Automation.MANUAL:
+        return None
+    blockers = blocking_dependencies(feature)
+    if blockers:
+        # Automation never starts a card that waits for others; it says why on the card.
+        blocked_by = ", ".join(f"#{pk}" for pk in blockers)
+        feature.status = Feature.Status.BLOCKED
+        feature.status_note = f"Blocked by {blocked_by}: finish them first"
+        save_feature(feature, "status", "status_note")
+        return None
+    plan = plan_from(workspace, stages, stage)
+    status, note = entry_status(stage, recipe)
+    run = create_run(
+        feature,
+        stage,
+        pipeline_next=[s.key for s in plan[1:]],
+        parent=None,
+        user=user,
+        status=status,
+        note=note,
+    )
+    save_feature(feature, "status", "status_note")
+    return run
+
+
+def move_feature(
+    feature: Feature,
+    stage: Stage,
+    *,
+    user: User | None,
+    position: int | None = None,
+    note: str = "",
+    start_automation: bool = True,
+) -> Feature:
+    """A person moves a card (board, API, CLI, admin): the one writer for moves.
+
+    The card is placed at index `position` of `stage` (None: at the end of the column). A card
+    with an active run may be reordered in its column but not moved to another stage. Entering a
+    stage starts its automation unless `start_automation` is False (an operator's correction
+    in the admin). Raises FeatureError when the move is refused.
+    """
+    with transaction.atomic():
+        locked = lock_feature(feature.pk)
+        entering = locked.stage_id != stage.pk
+        if entering and has_active_run(locked):
+            raise FeatureError(
+                "This card has an active run; stop the pipeline before moving it to another stage."
+            )
+        moved = do_move_feature(locked, stage, user=user, position=position, note=note)
+        if entering and start_automation:
+            on_stage_entered(moved, user=user)
+    return moved
+
+
+def stop_pipeline(feature: Feature, user: User | None) -> int:
+    """Cancel the card's active runs and end its chain. Returns how many runs were stopped."""
+    who = user.get_username() if user is not None else "the system"
+    with transaction.atomic():
+        feature = lock_feature(feature.pk)
+        active = list(
+            Run.objects.select_for_update()
+            .filter(feature=feature, status__in=Run.ACTIVE_STATUSES)
+            .values_list("pk", "status")
+        )
+        waiting = Run.objects.filter(
+            feature=feature, status=Status.SUCCEEDED, decision=Run.Decision.PENDING
+        ).update(decision=Run.Decision.REJECTED, pipeline_next=[])
+        if not active and not waiting:
+            raise EngineError("Nothing to stop: this card has no pipeline running.")
+        now = timezone.now()
+        Run.objects.filter(pk__in=[pk for pk, _ in active]).update(
+            status=Status.CANCELLED,
+            finished_at=now,
+            pipeline_next=[],
+            error_kind=Run.ErrorKind.CANCELLED,
+            error_message=f"Stopped by {who}.",
+        )
+        for pk, _ in active:
+            append_log(pk, f"Cancelled: pipeline stopped by {who}", level=RunLog.Level.WARNING)
+        feature.status = Feature.Status.IDLE
+        feature.status_note = f"Pipeline stopped by {who}"
+        save_feature(feature, "status", "status_note")
+        queued = [pk for pk, status in active if status == Status.QUEUED]
+        if queued:
+            transaction.on_commit(lambda: _revoke(queued))
+    return len(active) + waiting
+
+
+def _revoke(run_ids: list[int]) -> None:
+    from config.celery import app
+
+    # Best effort: a message that still arrives finds its run cancelled and does nothing.
+    try:
+        app.control.revoke([f"run-{pk}" for pk in run_ids])
+    except Exception:
+        logger.warning("could not revoke %s", run_ids, exc_info=True)
+
+
+def _restart_stage(
+    feature: Feature,
+    run: Run,
+    user: User | None,
+    *,
+    note: str,
+    parent: Run | None,
+    carry_from: Run | None = None,
+) -> Run:
+    """A new run for `run`'s stage (the card moved back there if it left), whose pipeline goes
+    on from that stage as a launch's would."""
+    stages = board_stages(feature.workspace_id, run.stage.board)
+    stage = stage_by_id(stages, run.stage_id)
+    if runnable_recipe(stage) is None:
+        raise NothingToRun(f"{stage.name} no longer has an automated recipe.")
+    if feature.stage_id != stage.pk:
+        record_move(feature, stage, user=user, note=note)
+    plan = plan_from(feature.workspace, stages, stage)
+    return create_run(
+        feature,
+        stage,
+        pipeline_next=[s.key for s in plan[1:]],
+        parent=parent,
+        user=user,
+        carry_from=carry_from,
+    )
+
+
+def retry_run(run: Run, user: User | None) -> Run:
+    """A person retries a failed (or cancelled) run; the chain continues from its stage."""
+    with transaction.atomic():
+        feature = lock_feature(run.feature_id)
+        run = Run.objects.select_for_update().get(pk=run.pk)
+        if run.status not in (Status.FAILED, Status.CANCELLED):
+            raise EngineError(
+                f"Run #{run.pk} is {run.get_status_display().lower()}; only failed "
+                "or cancelled runs can be retried."
+            )
+        if has_active_run(feature):
+            raise AlreadyRunning("This card already has a run in progress.")
+        child = Run.objects.filter(parent_run=run).first()
+        if child is not None:
+            raise EngineError(
+                f"Run #{run.pk} was already continued by run #{child.pk}; retry that one instead."
+            )
+        new_run = _restart_stage(
+            feature, run, user, note=f"Retry of run #{run.pk}", parent=run, carry_from=run
+        )
+        save_feature(feature, "status", "status_note", "stage", "position")
+        append_log(new_run.pk, f"Retry of run #{run.pk}")
+    return new_run
+
+
+def start_run(run: Run, user: User | None) -> Run:
+    """Start a run that waits for approval (human_approval stages)."""
+    with transaction.atomic():
+        feature = lock_card_of_run(run.pk)
+        now = timezone.now()
+        started = Run.objects.filter(pk=run.pk, status=Status.AWAITING_APPROVAL).update(
+            status=Status.QUEUED, queued_at=now, triggered_by=user
+        )
+        if not started:
+            raise EngineError(f"Run #{run.pk} is not waiting for approval.")
+        feature.status, feature.status_note = Feature.Status.QUEUED, ""
+        save_feature(feature, "status", "status_note")
+        who = user.get_username() if user is not None else "the system"
+        append_log(run.pk, f"Started by {who}")
+        transaction.on_commit(partial(enqueue, run.pk), robust=True)
+    run.refresh_from_db()
+    return run
+
+
+def accept_run(run: Run, user: User | None) -> Run | None:
+    """Accept a result that waits for a decision; the chain goes on. Returns the next run."""
+    with transaction.atomic():
+        feature = lock_card_of_run(run.pk)
+        decided = Run.objects.filter(
+            pk=run.pk, status=Status.SUCCEEDED, decision=Run.Decision.PENDING
+        ).update(decision=Run.Decision.ACCEPTED)
+        if not decided:
+            raise EngineError(f"Run #{run.pk} has no result waiting for a decision.")
+        run = Run.objects.select_related("stage").get(pk=run.pk)
+        who = user.get_username() if user is not None else "the system"
+        append_log(run.pk, f"Result accepted by {who}")
+        if has_active_run(feature):
+            return None  # the card moved on and has other work: the decision is recorded
+        if feature.stage_id != run.stage_id:
+            feature.status, feature.status_note = Feature.Status.IDLE, ""
+            save_feature(feature, "status", "status_note")
+            return None
+        stages = board_stages(feature.workspace_id, run.stage.board)
+        return advance(run, feature, stages)
+
+
+def reject_run(run: Run, user: User | None, reason: str = "") -> None:
+    with transaction.atomic():
+        feature = lock_card_of_run(run.pk)
+        decided = Run.objects.filter(
+            pk=run.pk, status=Status.SUCCEEDED, decision=Run.Decision.PENDING
+        ).update(decision=Run.Decision.REJECTED, pipeline_next=[])
+        if not decided:
+            raise EngineError(f"Run #{run.pk} has no result waiting for a decision.")
+        who = user.get_username() if user is not None else "the system"
+        note = f"Result rejected by {who}" + (f": {reason}" if reason else "")
+        append_log(run.pk, note, level=RunLog.Level.WARNING)
+        if not has_active_run(feature):
+            feature.status, feature.status_note = Feature.Status.IDLE, note[:500]
+            save_feature(feature, "status", "status_note")
+
+
+def rescue_run(run: Run, user: User | None) -> bool:
+    """An operator declares a running run's worker dead: requeue it now (attempt is kept)."""
+    who = user.get_username() if user is not None else "the system"
+    return requeue_lost(run.pk, run.attempt, why=f"Rescued by {who}", note=f"Rescued by {who}")
+
+
+# --- Edit and rerun ------------------------------------------------------------------------------
+
+
+def rerun_run(
+    run: Run, user: User | None, *, feedback: str = "", inputs: dict[str, str] | None = None
+) -> Run:
+    """Run a finished run's stage again with a person's feedback and/or edited inputs.
+
+    The new run links back through `rerun_of` (not `parent_run`: the old run's chain is its own
+    history and stays as it was), runs every step afresh and continues the pipeline from that
+    stage as a retry would. Its artifacts are new versions, so the two results can be diffed.
+    """
+    feedback = feedback.strip()
+    edited = {str(k): str(v) for k, v in (inputs or {}).items()}
+    with transaction.atomic():
+        feature = lock_feature(run.feature_id)
+        run = Run.objects.select_for_update().select_related("stage").get(pk=run.pk)
+        if run.status not in Run.FINISHED_STATUSES:
+            raise EngineError(
+                f"Run #{run.pk} is {run.get_status_display().lower()}; rerun it once it ends."
+            )
+        if has_active_run(feature):
+            raise AlreadyRunning("This card already has a run in progress; stop it first.")
+        new_run = _restart_stage(feature, run, user, note=f"Rerun of run #{run.pk}", parent=None)
+        request: dict[str, Any] = {}
+        if feedback:
+            request["feedback"] = feedback
+        if edited:
+            request["inputs"] = edited
+        Run.objects.filter(pk=new_run.pk).update(rerun_of=run, result=request)
+        new_run.rerun_of, new_run.result = run, request
+        save_feature(feature, "status", "status_note", "stage", "position")
+        what = [w for w, given in (("feedback", feedback), ("edited inputs", edited)) if given]
+        append_log(
+            new_run.pk,
+            f"Rerun of run #{run.pk}"
+            + (f" with {' and '.join(what)}" if what else "")
+            + (f": {feedback}" if feedback else ""),
+        )
+    return new_run

@@ -1,0 +1,56 @@
+"""The engine's one lock order: the card row first, then its runs.
+
+Every path that changes a run and its card (completion, stop, retry, rescue) locks the card
+first, so they serialise instead of deadlocking on PostgreSQL.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import QuerySet, Subquery
+
+from features.models import Feature
+from pipeline.models import Run
+
+
+def lock_first(cards: QuerySet[Feature]) -> int | None:
+    """Lock the card rows only (FOR UPDATE OF), with no ordering join: an ORDER BY on the stage
+    would join and lock the stage row too, and every card of a column would queue on it."""
+    return cards.select_for_update(of=("self",)).order_by().values_list("pk", flat=True).first()
+
+
+def lock_feature(feature_id: int) -> Feature:
+    # Lock the bare row first: PostgreSQL re-checks a locked row's joins against the *old*
+    # joined rows when a concurrent transaction changed the card's stage, and would then
+    # return nothing. Read the card with its relations once the lock is held.
+    if lock_first(Feature.objects.filter(pk=feature_id)) is None:
+        raise Feature.DoesNotExist(f"card {feature_id}")
+    return Feature.objects.select_related("workspace", "workspace__stop_stage", "stage").get(
+        pk=feature_id
+    )
+
+
+def lock_card_of(run_id: int, **run_filters: Any) -> Feature | None:
+    """Every path that changes a run and its card locks the card first, then the run: one order,
+    so completion, stop, retry and rescue serialise instead of deadlocking on PostgreSQL.
+
+    None when no run matches `run_filters`."""
+    of_run = Run.objects.filter(pk=run_id, **run_filters).values("feature_id")[:1]
+    feature_id = lock_first(Feature.objects.filter(pk=Subquery(of_run)))
+    if feature_id is None:
+        return None
+    return Feature.objects.select_related("workspace", "workspace__stop_stage", "stage").get(
+        pk=feature_id
+    )
+
+
+def lock_card_of_run(run_id: int) -> Feature:
+    feature = lock_card_of(run_id)
+    if feature is None:
+        raise Run.DoesNotExist(f"run {run_id}")
+    return feature
+
+
+def has_active_run(feature: Feature) -> bool:
+    return Run.objects.filter(feature=feature, status__in=Run.ACTIVE_STATUSES).exists()

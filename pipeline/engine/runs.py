@@ -1,0 +1,92 @@
+"""Creating runs and sending them to the workers (after commit)."""
+
+from __future__ import annotations
+
+import contextlib
+from functools import partial
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth.models import User
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from features import events
+from features.models import Feature, Stage
+from pipeline.engine.errors import AlreadyRunning
+from pipeline.engine.planning import runnable_recipe
+from pipeline.models import Run
+
+Status = Run.Status
+
+
+def enqueue(run_id: int, *, countdown: float | None = None) -> None:
+    from pipeline.tasks import execute_run
+
+    # A stable task id lets Stop revoke every copy of the message, however often it was sent.
+    if countdown:
+        execute_run.apply_async((run_id,), task_id=f"run-{run_id}", countdown=countdown)
+    else:
+        execute_run.apply_async((run_id,), task_id=f"run-{run_id}")
+
+
+def create_run(
+    feature: Feature,
+    stage: Stage,
+    *,
+    pipeline_next: list[str],
+    parent: Run | None,
+    user: User | None,
+    status: str = Status.QUEUED,
+    note: str = "",
+    carry_from: Run | None = None,
+    guard: bool = True,
+) -> Run:
+    recipe = runnable_recipe(stage)
+    assert recipe is not None, "callers plan only runnable stages"
+    now = timezone.now()
+    carried: dict[str, Any] = {}
+    step_index = 0
+    if carry_from is not None and carry_from.error_kind != Run.ErrorKind.GATE:
+        # Resume from the failed step: the steps that already succeeded are not paid for twice.
+        carried = {"steps": list(carry_from.result.get("steps", []))}
+        step_index = len(carried["steps"])
+    # A person's request may race another launch: a savepoint turns the unique index's refusal
+    # into a clear answer. Completion creates the next run under the card's lock and without.
+    savepoint = transaction.atomic() if guard else contextlib.nullcontext()
+    try:
+        with savepoint:
+            run = Run.objects.create(
+                workspace_id=feature.workspace_id,
+                feature=feature,
+                stage=stage,
+                status=status,
+                parent_run=parent,
+                pipeline_next=pipeline_next,
+                pipeline_index=(parent.pipeline_index + 1)
+                if parent is not None and parent.stage_id != stage.pk
+                else 1,
+                triggered_by=user,
+                max_attempts=settings.RUNWAY_MAX_ATTEMPTS,
+                created_at=now,
+                queued_at=now if status == Status.QUEUED else None,
+                step_total=getattr(stage, "step_count", 0) or recipe.steps.count(),
+                step_index=step_index,
+                result=carried,
+                provider=recipe.provider or feature.workspace.default_provider,
+                model=recipe.model or feature.workspace.default_model,
+            )
+    except IntegrityError as exc:
+        raise AlreadyRunning(
+            f"“{feature.title}” already has a pipeline running; stop it or wait for it to end."
+        ) from exc
+    feature.status = (
+        Feature.Status.AWAITING_APPROVAL
+        if status == Status.AWAITING_APPROVAL
+        else Feature.Status.QUEUED
+    )
+    feature.status_note = note
+    if status == Status.QUEUED:
+        transaction.on_commit(partial(enqueue, run.pk), robust=True)
+    events.card_changed_on_commit(feature)
+    return run

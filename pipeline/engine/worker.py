@@ -1,0 +1,189 @@
+"""The worker's side of a run: claim (fenced by ``attempt``), progress, retry and failure.
+
+Every write after the claim is guarded by ``status=running AND attempt=N``: a run that was
+cancelled or rescued from under a worker ignores that worker's late writes.
+"""
+
+from __future__ import annotations
+
+import random
+from datetime import timedelta
+from functools import partial
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F, Q, Subquery, Value
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+from features import events
+from features.models import Feature
+from pipeline.engine.admission import admission_refusal, defer
+from pipeline.engine.cards import save_feature
+from pipeline.engine.locks import lock_card_of_run, lock_first
+from pipeline.engine.runs import enqueue
+from pipeline.engine.steps import StepResult
+from pipeline.models import Run, RunLog
+from pipeline.runlog import append_log, flush_buffered
+
+# A countdown message may arrive a little before the backoff it waits for has passed.
+CLAIM_EARLY = timedelta(seconds=1)
+Status = Run.Status
+
+
+def claim_run(run_id: int, worker_id: str) -> Run | None:
+    """Take a queued run. None when someone else has it or it is finished (duplicate delivery)."""
+    now = timezone.now()
+    with transaction.atomic():
+        queued = Run.objects.filter(pk=run_id, status=Status.QUEUED).values("feature_id")[:1]
+        locked = lock_first(Feature.objects.filter(pk=Subquery(queued)))
+        if locked is None:
+            return None
+        refusal = admission_refusal(run_id, now)
+        if refusal is not None:
+            defer(run_id, locked, *refusal, now=now)
+            return None
+        # A copy of the message (dispatch sweep, redelivery) must not cut a backoff short.
+        claimed = (
+            Run.objects.filter(pk=run_id, status=Status.QUEUED)
+            .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now + CLAIM_EARLY))
+            .update(
+                status=Status.RUNNING,
+                attempt=F("attempt") + 1,
+                worker_id=worker_id,
+                claimed_at=now,
+                heartbeat_at=now,
+                started_at=Coalesce(F("started_at"), Value(now)),
+                next_attempt_at=None,
+            )
+        )
+        if not claimed:
+            return None
+        run = Run.objects.select_related("feature", "stage", "workspace").get(pk=run_id)
+        Feature.objects.filter(pk=run.feature_id).update(
+            status=Feature.Status.RUNNING, status_note="", updated_at=now
+        )
+        events.card_changed_on_commit(run.feature)
+    return run
+
+
+def still_running(run_id: int, attempt: int) -> bool:
+    return Run.objects.filter(pk=run_id, status=Status.RUNNING, attempt=attempt).exists()
+
+
+def record_step(run_id: int, attempt: int, steps: list[StepResult], usage: dict[str, int]) -> bool:
+    """Keep a finished step's output on the run so a retry resumes after it. False: not ours."""
+    run = Run.objects.only("result").get(pk=run_id)
+    result = dict(run.result)
+    result["steps"] = [s.as_dict() for s in steps]
+    with transaction.atomic():
+        ours = Run.objects.filter(pk=run_id, status=Status.RUNNING, attempt=attempt).update(
+            result=result,
+            step_index=len(steps),
+            heartbeat_at=timezone.now(),
+            **{k: F(k) + v for k, v in usage.items() if v},
+        )
+        if ours:
+            flush_buffered(run_id)
+    return bool(ours)
+
+
+def finish_failed(run_id: int, attempt: int, *, kind: str, message: str, feature_note: str) -> bool:
+    with transaction.atomic():
+        feature = lock_card_of_run(run_id)
+        failed = Run.objects.filter(pk=run_id, status=Status.RUNNING, attempt=attempt).update(
+            status=Status.FAILED,
+            finished_at=timezone.now(),
+            error_kind=kind,
+            error_message=message,
+        )
+        if not failed:
+            return False
+        feature.status, feature.status_note = Feature.Status.FAILED, feature_note[:500]
+        save_feature(feature, "status", "status_note")
+        append_log(run_id, message, level=RunLog.Level.ERROR, attempt=attempt)
+        flush_buffered(run_id)
+        events.toast_on_commit(
+            feature.workspace_id,
+            f"“{feature.title}”: {feature_note}",
+            level="error",
+            feature_id=feature.pk,
+            run_id=run_id,
+        )
+    return True
+
+
+def fail_run(run_id: int, attempt: int, message: str) -> bool:
+    """A permanent error: the run fails now and the chain stops with a message to act on."""
+    return finish_failed(
+        run_id,
+        attempt,
+        kind=Run.ErrorKind.PERMANENT,
+        message=message,
+        feature_note=f"Failed: {message}",
+    )
+
+
+def backoff_seconds(failures: int, retry_after: float | None) -> float:
+    base = float(settings.RUNWAY_RETRY_BASE_SECONDS)
+    delay = base * (2 ** (failures - 1)) + random.uniform(0, base / 2)  # noqa: S311 - jitter
+    return max(delay, retry_after or 0.0)
+
+
+def retry_later(
+    run_id: int,
+    attempt: int,
+    *,
+    step_index: int,
+    retry_count: int,
+    message: str,
+    retry_after: float | None,
+) -> bool:
+    """A transient error: requeue with backoff while the step has retries left, else fail."""
+    run = Run.objects.only("result", "max_attempts").get(pk=run_id)
+    failures = dict(run.result.get("failures", {}))
+    count = int(failures.get(str(step_index), 0)) + 1
+    if count > retry_count or attempt >= run.max_attempts:
+        return finish_failed(
+            run_id,
+            attempt,
+            kind=Run.ErrorKind.TRANSIENT,
+            message=f"Gave up after {count} attempts of step {step_index + 1}: {message}",
+            feature_note=f"Failed after retries: {message}",
+        )
+    failures[str(step_index)] = count
+    delay = backoff_seconds(count, retry_after)
+    now = timezone.now()
+    next_at = now + timedelta(seconds=delay)
+    with transaction.atomic():
+        lock_card_of_run(run_id)
+        requeued = Run.objects.filter(pk=run_id, status=Status.RUNNING, attempt=attempt).update(
+            status=Status.QUEUED,
+            queued_at=now,
+            next_attempt_at=next_at,
+            worker_id="",
+            error_kind=Run.ErrorKind.TRANSIENT,
+            error_message=f"{message} — retry {count} of {retry_count} at {next_at:%H:%M:%S} UTC",
+            result={**run.result, "failures": failures},
+        )
+        if not requeued:
+            return False
+        append_log(
+            run_id,
+            f"Transient error: {message}; retry {count}/{retry_count} in {delay:.1f} s",
+            level=RunLog.Level.WARNING,
+            attempt=attempt,
+        )
+        mark_feature_queued(run_id, f"Retrying at {next_at:%H:%M:%S} UTC after: {message}")
+        flush_buffered(run_id)
+        transaction.on_commit(partial(enqueue, run_id, countdown=delay), robust=True)
+    return True
+
+
+def mark_feature_queued(run_id: int, note: str = "") -> None:
+    """The card's run went back to the queue (retry, rescue): say so on the card, live."""
+    feature_id, workspace_id = Run.objects.values_list("feature_id", "workspace_id").get(pk=run_id)
+    Feature.objects.filter(pk=feature_id).update(
+        status=Feature.Status.QUEUED, status_note=note[:500], updated_at=timezone.now()
+    )
+    events.card_changed_on_commit(Feature(pk=feature_id, workspace_id=workspace_id))
