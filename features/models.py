@@ -265,6 +265,8 @@ class Artifact(models.Model):
     content = models.TextField(blank=True)
     data = models.JSONField(default=dict, blank=True)
     version = models.PositiveIntegerField(default=1)
+    # The model stopped at its output limit while writing it: the content may be cut short.
+    truncated = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -164,7 +164,8 @@ def feature_page(feature: Feature) -> dict[str, Any]:
     return {
         "artifacts": list(Artifact.objects.filter(feature=feature).order_by("name", "-version")),
         "runs": runs,
-        "cost_total": sum((r.cost_usd for r in runs), Decimal(0)),
+        "cost_total": sum((r.cost_usd for r in runs if r.cost_usd is not None), Decimal(0)),
+        "cost_unknown": any(r.cost_usd is None for r in runs),
         "children": card_tree(feature),
         **linked_work(feature),
         "transitions": list(

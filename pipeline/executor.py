@@ -11,6 +11,7 @@ import os
 import re
 import socket
 from functools import partial
+from typing import Any
 
 from django.conf import settings
 
@@ -21,6 +22,7 @@ from pipeline.models import Run, RunLog
 from pipeline.providers import get_provider
 from pipeline.providers.base import ProviderError, StepCancelled, StepOutput, StepRequest
 from pipeline.runlog import append_log, buffering, flush_buffered
+from pipeline.storable import storable, storable_text
 from skills.models import RecipeStep, StageRecipe
 from skills.validation import blocking_errors
 
@@ -31,7 +33,9 @@ USAGE_FIELDS = (
     "output_tokens",
     "cache_read_tokens",
     "cache_write_tokens",
-    "cost_usd",  # a Decimal, set on a step's usage by _run_step from pipeline.pricing
+    # A Decimal set on a step's usage by _run_step from pipeline.pricing; None when the
+    # server reported no usage, which makes the run's cost unknown rather than $0.
+    "cost_usd",
 )
 
 # Beyond its own timeout a step gets this long before it counts as hung.
@@ -121,7 +125,7 @@ def _execute(run: Run, claim: Claim) -> None:
     )
     carried = len(run.result.get("steps", []))
     done = [engine.StepResult.from_dict(raw) for raw in run.result.get("steps", [])][: len(steps)]
-    usage = dict.fromkeys(USAGE_FIELDS, 0)
+    usage: dict[str, Any] = dict.fromkeys(USAGE_FIELDS, 0)
     for index, step in enumerate(steps[len(done) :], start=len(done)):
         # Right after the claim the run is ours; between steps, ask the database.
         if claim.cancelled.is_set() or (
@@ -136,17 +140,20 @@ def _execute(run: Run, claim: Claim) -> None:
         output = _run_step(run, claim, step, index, len(steps), done)
         if output is None:
             return
-        for key, value in vars(output.usage).items():
-            usage[key] += value
+        for key in USAGE_FIELDS:
+            value = getattr(output.usage, key, 0)
+            usage[key] = None if value is None or usage[key] is None else usage[key] + value
+        # Model text is made storable here, where it enters the engine (PostgreSQL refuses NUL).
         done.append(
             engine.StepResult(
                 skill=step.skill.slug,
                 version=step.skill.version,
                 output=step.skill.output,
                 artifact_name=step.skill.artifact_name,
-                text=output.text,
-                data=output.data,
+                text=storable_text(output.text),
+                data=storable(output.data),
                 metrics=output.metrics,
+                truncated=output.truncated,
             )
         )
         if index + 1 < len(steps):
@@ -166,6 +173,27 @@ def _execute(run: Run, claim: Claim) -> None:
             "Result discarded: the run was cancelled or taken over before it finished",
             level=RunLog.Level.WARNING,
         )
+
+
+def _price(
+    run: Run, provider: Any, provider_name: str, request: StepRequest, output: StepOutput
+) -> None:
+    """The step's cost joins its token counts (the run's cost_usd accumulates it): USD from the
+    admin's prices, $0 for a model with no price, None (unknown) when no usage was reported."""
+    model = request.model or provider.default_model()
+    cost: Any = None
+    if not output.usage.reported:
+        append_log(
+            run.pk,
+            f"{provider_name}/{model} reported no token usage for this step: its cost is "
+            "unknown (shown as unknown, not $0, and not counted in the monthly budget)",
+            level=RunLog.Level.WARNING,
+        )
+    else:
+        cost, priced = pricing.step_cost(provider_name, model, output.usage)
+        if not priced:
+            append_log(run.pk, f"No price for {provider_name}/{model} in the admin: $0")
+    setattr(output.usage, "cost_usd", cost)  # noqa: B010 - not a field of Usage
 
 
 def _run_step(
@@ -219,12 +247,14 @@ def _run_step(
             claim.arm(step.timeout_seconds + STEP_GRACE_SECONDS)
             output = provider.generate(request)
         if remote:
-            # The step's cost joins its token counts; the run's cost_usd accumulates it.
-            model = request.model or provider.default_model()  # type: ignore[attr-defined]
-            cost, priced = pricing.step_cost(provider_name, model, output.usage)
-            setattr(output.usage, "cost_usd", cost)  # noqa: B010 - not a field of Usage
-            if not priced:
-                append_log(run.pk, f"No price for {provider_name}/{model} in the admin: $0")
+            _price(run, provider, provider_name, request, output)
+        if output.truncated:
+            append_log(
+                run.pk,
+                f"{step.skill.artifact_name} was cut off at the model's output limit: stored "
+                "and marked truncated",
+                level=RunLog.Level.WARNING,
+            )
         return output
     except limits.NoSlot as exc:
         engine.retry_later(

@@ -5,6 +5,11 @@ nothing extra when it is fast and a slow step keeps its claim fresh. A beat that
 means the run was cancelled or rescued from under us: the step is told to stop. A step that
 outlives its timeout is told to stop too, and stops being beaten for, so a hung provider call
 can never keep a run "running" forever.
+
+Between beats the same thread looks every RUNWAY_CANCEL_CHECK_SECONDS (one primary-key query
+for all the process's runs) whether a run was stopped, so Stop frees the worker within seconds,
+not at the next beat: the cancel event it sets interrupts the provider's call (its HTTP stream
+or its process group).
 """
 
 from __future__ import annotations
@@ -61,30 +66,62 @@ class _Heartbeater:
         with self._lock:
             self._claims.pop(run_id, None)
 
-    def beat_now(self) -> None:
+    def _live_claims(self) -> list[Claim]:
+        """The claims in flight, after telling those past their deadline to stop."""
         with self._lock:
             claims = list(self._claims.values())
-        now = timezone.now()
+        live = []
         for claim in claims:
             if claim.deadline is not None and time.monotonic() > claim.deadline:
                 claim.timed_out = True
                 claim.cancelled.set()
-                continue
+            elif not claim.cancelled.is_set():
+                live.append(claim)
+        return live
+
+    def beat_now(self) -> None:
+        now = timezone.now()
+        for claim in self._live_claims():
             still_ours = Run.objects.filter(
                 pk=claim.run_id, status=Run.Status.RUNNING, attempt=claim.attempt
             ).update(heartbeat_at=now)
             if not still_ours:
                 claim.cancelled.set()
 
+    def check_now(self) -> None:
+        """Tell the steps of runs stopped, rescued or past their deadline to stop (no writes)."""
+        claims = self._live_claims()
+        if not claims:
+            return
+        running = set(
+            Run.objects.filter(
+                pk__in=[c.run_id for c in claims], status=Run.Status.RUNNING
+            ).values_list("pk", "attempt")
+        )
+        for claim in claims:
+            if (claim.run_id, claim.attempt) not in running:
+                claim.cancelled.set()
+
     def _loop(self) -> None:
+        last_beat = time.monotonic()
         while True:
-            self._tick.wait(settings.RUNWAY_HEARTBEAT_SECONDS)
+            self._tick.wait(
+                min(settings.RUNWAY_CANCEL_CHECK_SECONDS, settings.RUNWAY_HEARTBEAT_SECONDS)
+            )
+            with self._lock:
+                idle = not self._claims
             try:
+                if idle:
+                    connection.close()  # hold no database connection while nothing runs
+                    continue
                 close_old_connections()
-                self.beat_now()
+                if time.monotonic() - last_beat >= settings.RUNWAY_HEARTBEAT_SECONDS:
+                    last_beat = time.monotonic()
+                    self.beat_now()
+                else:
+                    self.check_now()
             except Exception:  # a database blip must not kill the heartbeat for good
                 logger.warning("run heartbeat failed", exc_info=True)
-            finally:
                 connection.close()
 
 

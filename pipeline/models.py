@@ -88,7 +88,10 @@ class Run(models.Model):
     output_tokens = models.PositiveIntegerField(default=0)
     cache_read_tokens = models.PositiveIntegerField(default=0)
     cache_write_tokens = models.PositiveIntegerField(default=0)
-    cost_usd = models.DecimalField(max_digits=12, decimal_places=6, default=Decimal("0"))
+    # None: unknown, because a call of this run reported no token usage (never shown as $0).
+    cost_usd = models.DecimalField(
+        max_digits=12, decimal_places=6, default=Decimal("0"), null=True, blank=True
+    )
 
     class Meta:
         ordering = ["-created_at", "-id"]

@@ -1,5 +1,7 @@
 """Append-only run logs. Lines are numbered per run; live viewers are told after commit.
 
+Lines often quote a model or a server: they are made storable (no NUL) before they are kept.
+
 While a worker executes a run, its lines are buffered and written in one INSERT: inside the
 transaction that completes (or fails, or requeues) the run, or just before a step that will
 make people wait, so a slow step's log is live and a fast step costs no extra round trips.
@@ -19,6 +21,7 @@ from django.utils import timezone
 
 from features.events import publish_on_commit, run_group
 from pipeline.models import RunLog
+from pipeline.storable import clip, storable
 
 
 @dataclass
@@ -33,9 +36,9 @@ class LogBuffer:
                 run_id=self.run_id,
                 seq=0,
                 level=level,
-                message=message[:5000],
+                message=clip(message, 5000),
                 attempt=attempt or self.attempt,
-                data=data or {},
+                data=storable(data or {}),
                 created_at=timezone.now(),
             )
         )
@@ -104,9 +107,9 @@ def append_log(
         run_id=run_id,
         seq=0,
         level=level,
-        message=message[:5000],
+        message=clip(message, 5000),
         attempt=attempt,
-        data=data or {},
+        data=storable(data or {}),
         created_at=timezone.now(),
     )
     _insert(run_id, [line])

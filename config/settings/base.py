@@ -172,6 +172,8 @@ LOGGING = {
 
 # --- Engine ---------------------------------------------------------------------------------
 RUNWAY_HEARTBEAT_SECONDS = env_int("RUNWAY_HEARTBEAT_SECONDS", 15)
+# How often a worker looks whether its runs were stopped (Stop frees the worker this fast).
+RUNWAY_CANCEL_CHECK_SECONDS = float(env_str("RUNWAY_CANCEL_CHECK_SECONDS", "1"))
 RUNWAY_RESCUE_AFTER_SECONDS = env_int("RUNWAY_RESCUE_AFTER_SECONDS", 60)
 RUNWAY_DISPATCH_AFTER_SECONDS = env_int("RUNWAY_DISPATCH_AFTER_SECONDS", 30)
 RUNWAY_SWEEP_SECONDS = env_int("RUNWAY_SWEEP_SECONDS", 10)
@@ -189,6 +191,8 @@ RUNWAY_DEFAULT_PROVIDER = env_str(
 RUNWAY_ANTHROPIC_MODEL = env_str("RUNWAY_ANTHROPIC_MODEL", "claude-sonnet-4-6")
 RUNWAY_ANTHROPIC_MAX_TOKENS = env_int("RUNWAY_ANTHROPIC_MAX_TOKENS", 8192)
 RUNWAY_OPENAI_MODEL = env_str("RUNWAY_OPENAI_MODEL", "")
+# max_tokens sent to OpenAI-compatible servers; 0 sends none (the server's own limit applies).
+RUNWAY_OPENAI_MAX_TOKENS = env_int("RUNWAY_OPENAI_MAX_TOKENS", 0)
 RUNWAY_CLI_COMMAND = env_str("RUNWAY_CLI_COMMAND", "claude -p")
 # At most this many provider calls in flight per workspace and provider, across all workers;
 # a step waits up to RUNWAY_PROVIDER_SLOT_WAIT_SECONDS for a slot, then retries later.

@@ -33,3 +33,9 @@ STORAGES = {
 # Serve static files from the app folders as in development: tests never run collectstatic.
 WHITENOISE_AUTOREFRESH = True
 WHITENOISE_USE_FINDERS = True
+
+# In-process tests keep their rows in a transaction that is never committed, which the worker's
+# cancel-checking thread (its own connection) cannot see: it would take every run for stopped.
+# There it checks at the heartbeat's pace, as before; the integration tests' real workers get
+# their fast clock from the environment (tests/integration/processes.py).
+RUNWAY_CANCEL_CHECK_SECONDS = float(os.environ.get("RUNWAY_CANCEL_CHECK_SECONDS", "15"))

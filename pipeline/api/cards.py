@@ -101,6 +101,7 @@ class ArtifactOut(Schema):
     run: int | None
     content: str
     data: dict[str, Any]
+    truncated: bool = Field(description="The model stopped at its output limit: may be cut short.")
     created_at: datetime
 
 
@@ -197,6 +198,7 @@ def artifact_out(artifact: Artifact) -> dict[str, Any]:
         "run": artifact.run_id,
         "content": artifact.content,
         "data": artifact.data if isinstance(artifact.data, dict) else {"value": artifact.data},
+        "truncated": artifact.truncated,
         "created_at": artifact.created_at,
     }
 

@@ -84,7 +84,11 @@ class RunOut(Schema):
     model: str
     input_tokens: int
     output_tokens: int
-    cost_usd: float
+    cache_read_tokens: int
+    cache_write_tokens: int
+    cost_usd: float | None = Field(
+        description="USD; null when unknown (a call of the run reported no token usage)."
+    )
 
 
 class RunPage(Schema):
@@ -201,7 +205,9 @@ def run_out(run: Run) -> dict[str, Any]:
         "model": run.model,
         "input_tokens": run.input_tokens,
         "output_tokens": run.output_tokens,
-        "cost_usd": float(run.cost_usd),
+        "cache_read_tokens": run.cache_read_tokens,
+        "cache_write_tokens": run.cache_write_tokens,
+        "cost_usd": None if run.cost_usd is None else float(run.cost_usd),
     }
 
 

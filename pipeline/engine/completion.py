@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.db import transaction
-from django.db.models import F, Max
+from django.db.models import Max
 from django.utils import timezone
 
 from features import events
@@ -15,6 +17,7 @@ from pipeline.engine.locks import lock_card_of_run
 from pipeline.engine.planning import board_stages, entry_status, runnable_recipe, stage_after
 from pipeline.engine.runs import create_run
 from pipeline.engine.steps import StepResult
+from pipeline.engine.worker import usage_updates
 from pipeline.models import Run, RunLog
 from pipeline.runlog import append_log, flush_buffered
 from skills.gates import ArtifactView, GateSpec, blocking_failures, evaluate
@@ -25,7 +28,7 @@ Automation = StageRecipe.Automation
 OnFail = StageRecipe.OnFail
 
 
-def complete_run(run_id: int, attempt: int, steps: list[StepResult], usage: dict[str, int]) -> bool:
+def complete_run(run_id: int, attempt: int, steps: list[StepResult], usage: dict[str, Any]) -> bool:
     """Store the result, check gates and advance the card — all or nothing, and only once.
 
     The first UPDATE is the fence (status=running and this attempt) and takes the run's row
@@ -91,7 +94,7 @@ def complete_run(run_id: int, attempt: int, steps: list[StepResult], usage: dict
                 "created_cards": created,
             },
             skill_versions={s.skill: s.version for s in steps},
-            **{k: F(k) + v for k, v in usage.items() if v},
+            **usage_updates(usage),
         )
     return True
 
@@ -117,6 +120,7 @@ def _save_artifacts(run: Run, feature: Feature, steps: list[StepResult]) -> list
                 version=version,
                 kind=Artifact.Kind.JSON if is_json else Artifact.Kind.DOCUMENT,
                 content=step.text,
+                truncated=step.truncated,
                 data=step.data,
             )
         )

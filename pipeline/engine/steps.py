@@ -17,6 +17,8 @@ class StepResult:
     text: str
     data: dict[str, Any]
     metrics: dict[str, float]
+    # The model stopped at its output limit: the document may be cut short.
+    truncated: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -27,6 +29,7 @@ class StepResult:
             "text": self.text,
             "data": self.data,
             "metrics": self.metrics,
+            "truncated": self.truncated,
         }
 
     @classmethod
@@ -39,4 +42,5 @@ class StepResult:
             text=raw["text"],
             data=raw.get("data") or {},
             metrics=raw.get("metrics") or {},
+            truncated=bool(raw.get("truncated")),
         )

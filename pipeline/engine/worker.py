@@ -9,6 +9,7 @@ from __future__ import annotations
 import random
 from datetime import timedelta
 from functools import partial
+from typing import Any
 
 from django.conf import settings
 from django.db import transaction
@@ -25,6 +26,7 @@ from pipeline.engine.runs import enqueue
 from pipeline.engine.steps import StepResult
 from pipeline.models import Run, RunLog
 from pipeline.runlog import append_log, flush_buffered
+from pipeline.storable import clip, storable_text
 
 # A countdown message may arrive a little before the backoff it waits for has passed.
 CLAIM_EARLY = timedelta(seconds=1)
@@ -71,7 +73,14 @@ def still_running(run_id: int, attempt: int) -> bool:
     return Run.objects.filter(pk=run_id, status=Status.RUNNING, attempt=attempt).exists()
 
 
-def record_step(run_id: int, attempt: int, steps: list[StepResult], usage: dict[str, int]) -> bool:
+def usage_updates(usage: dict[str, Any]) -> dict[str, Any]:
+    """UPDATE arguments adding a step's token counts and cost to the run's. A cost of None (the
+    server reported no usage) makes the run's cost unknown (NULL), never $0; NULL + x stays
+    NULL, so it stays unknown."""
+    return {k: None if v is None else F(k) + v for k, v in usage.items() if v != 0}
+
+
+def record_step(run_id: int, attempt: int, steps: list[StepResult], usage: dict[str, Any]) -> bool:
     """Keep a finished step's output on the run so a retry resumes after it. False: not ours."""
     run = Run.objects.only("result").get(pk=run_id)
     result = dict(run.result)
@@ -81,7 +90,7 @@ def record_step(run_id: int, attempt: int, steps: list[StepResult], usage: dict[
             result=result,
             step_index=len(steps),
             heartbeat_at=timezone.now(),
-            **{k: F(k) + v for k, v in usage.items() if v},
+            **usage_updates(usage),
         )
         if ours:
             flush_buffered(run_id)
@@ -89,6 +98,9 @@ def record_step(run_id: int, attempt: int, steps: list[StepResult], usage: dict[
 
 
 def finish_failed(run_id: int, attempt: int, *, kind: str, message: str, feature_note: str) -> bool:
+    # A server's error text may hold a NUL: stored as is, it would fail this very write and
+    # leave the run running, to be rescued and sent the same failing request again.
+    message, feature_note = storable_text(message), clip(feature_note, 500)
     with transaction.atomic():
         feature = lock_card_of_run(run_id)
         failed = Run.objects.filter(pk=run_id, status=Status.RUNNING, attempt=attempt).update(
@@ -140,6 +152,7 @@ def retry_later(
     retry_after: float | None,
 ) -> bool:
     """A transient error: requeue with backoff while the step has retries left, else fail."""
+    message = storable_text(message)
     run = Run.objects.only("result", "max_attempts").get(pk=run_id)
     failures = dict(run.result.get("failures", {}))
     count = int(failures.get(str(step_index), 0)) + 1
@@ -184,6 +197,6 @@ def mark_feature_queued(run_id: int, note: str = "") -> None:
     """The card's run went back to the queue (retry, rescue): say so on the card, live."""
     feature_id, workspace_id = Run.objects.values_list("feature_id", "workspace_id").get(pk=run_id)
     Feature.objects.filter(pk=feature_id).update(
-        status=Feature.Status.QUEUED, status_note=note[:500], updated_at=timezone.now()
+        status=Feature.Status.QUEUED, status_note=clip(note, 500), updated_at=timezone.now()
     )
     events.card_changed_on_commit(Feature(pk=feature_id, workspace_id=workspace_id))

@@ -10,10 +10,14 @@ from typing import Any, Protocol
 
 @dataclass
 class Usage:
+    """Token counts of one step's calls. `reported` is False once any call came back without
+    usage (some OpenAI-compatible servers send none): the step's cost is then unknown, not 0."""
+
     input_tokens: int = 0
     output_tokens: int = 0
     cache_read_tokens: int = 0
     cache_write_tokens: int = 0
+    reported: bool = True
 
 
 @dataclass
@@ -33,12 +37,17 @@ class StepRequest:
 
 @dataclass
 class StepOutput:
-    """A document (markdown) and, for structured skills, the parsed data."""
+    """A document (markdown) and, for structured skills, the parsed data.
+
+    `truncated`: the model stopped at its output limit, so the document may be cut short (it
+    is stored and flagged; a cut-off structured answer never gets this far).
+    """
 
     text: str
     data: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, float] = field(default_factory=dict)
     usage: Usage = field(default_factory=Usage)
+    truncated: bool = False
 
 
 class ProviderError(Exception):

@@ -4,11 +4,18 @@ on stdout (``RUNWAY_CLI_COMMAND``, e.g. ``claude -p``; split with shlex, never a
 A non-zero exit is permanent (with the tail of stderr, which usually says why); a command that
 outlives the step's timeout is killed and the step retried. Structured outputs are JSON on
 stdout, validated with one repair attempt like the other providers.
+
+The command runs in a process group of its own, and Stop, the step's timeout and the end of
+the call kill the whole group: a CLI's own children (tools, language servers) would otherwise
+hold its stdout open and keep the worker waiting long after the command itself was killed.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
 import shlex
+import signal
 import subprocess
 import threading
 
@@ -81,6 +88,7 @@ class CliProvider:
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
                 text=True,
+                start_new_session=True,  # its own process group, killed as one
             )
         except OSError as exc:
             raise PermanentProviderError(
@@ -92,7 +100,7 @@ class CliProvider:
         def kill_on_cancel() -> None:
             while not finished.is_set():
                 if request.cancelled.wait(0.2):
-                    process.kill()
+                    kill_group(process)
                     return
 
         watcher = threading.Thread(target=kill_on_cancel, daemon=True)
@@ -100,7 +108,7 @@ class CliProvider:
         try:
             stdout, stderr = process.communicate(prompt, timeout=request.timeout_seconds)
         except subprocess.TimeoutExpired:
-            process.kill()
+            kill_group(process)
             process.communicate()
             raise TransientProviderError(
                 f"{argv[0]} did not finish within the step's timeout of "
@@ -116,3 +124,14 @@ class CliProvider:
                 f"{argv[0]} exited with status {process.returncode}: {tail}"
             )
         return stdout
+
+
+def kill_group(process: subprocess.Popen[str]) -> None:
+    """SIGKILL the command's whole process group (its pid is the group id: start_new_session).
+
+    Only while the command is not reaped: until then its pid (the group's id) cannot belong to
+    anyone else's process."""
+    if process.returncode is not None:
+        return
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(process.pid, signal.SIGKILL)

@@ -21,6 +21,7 @@ ROOT = Path(settings.BASE_DIR)
 # Fast clocks so a killed worker is rescued in seconds, not minutes.
 FAST_ENGINE = {
     "RUNWAY_HEARTBEAT_SECONDS": "1",
+    "RUNWAY_CANCEL_CHECK_SECONDS": "0.5",
     "RUNWAY_RESCUE_AFTER_SECONDS": "4",
     "RUNWAY_DISPATCH_AFTER_SECONDS": "3",
     "RUNWAY_SWEEP_SECONDS": "1",

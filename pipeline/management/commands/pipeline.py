@@ -60,6 +60,14 @@ def run_dict(run: Run) -> dict[str, Any]:
         "duration_seconds": run.duration.total_seconds() if run.duration else None,
         "error_kind": run.error_kind,
         "error_message": run.error_message,
+        "provider": run.provider,
+        "model": run.model,
+        "input_tokens": run.input_tokens,
+        "output_tokens": run.output_tokens,
+        "cache_read_tokens": run.cache_read_tokens,
+        "cache_write_tokens": run.cache_write_tokens,
+        # USD, or null when unknown (a call of the run reported no token usage).
+        "cost_usd": None if run.cost_usd is None else float(run.cost_usd),
     }
 
 
