@@ -34,8 +34,9 @@ STORAGES = {
 WHITENOISE_AUTOREFRESH = True
 WHITENOISE_USE_FINDERS = True
 
-# In-process tests keep their rows in a transaction that is never committed, which the worker's
-# cancel-checking thread (its own connection) cannot see: it would take every run for stopped.
-# There it checks at the heartbeat's pace, as before; the integration tests' real workers get
-# their fast clock from the environment (tests/integration/processes.py).
-RUNWAY_CANCEL_CHECK_SECONDS = float(os.environ.get("RUNWAY_CANCEL_CHECK_SECONDS", "15"))
+# pytest's own process keeps its rows in a transaction that is never committed, which the
+# heartbeat thread (its own connection) cannot see: it would take every run in flight for
+# stopped. So in-process it stays idle; real workers started by the integration tests and the
+# benchmarks get their fast clocks from the environment (tests/integration/processes.py).
+RUNWAY_HEARTBEAT_SECONDS = int(os.environ.get("RUNWAY_HEARTBEAT_SECONDS", "3600"))
+RUNWAY_CANCEL_CHECK_SECONDS = float(os.environ.get("RUNWAY_CANCEL_CHECK_SECONDS", "3600"))
