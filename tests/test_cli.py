@@ -12,6 +12,7 @@ import json
 import os
 import subprocess
 import sys
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -439,3 +440,43 @@ def test_it_exits_non_zero_with_one_line_on_stderr() -> None:
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
     assert "No card #999999" in lines[0]
+
+
+def test_its_runs_json_gives_tokens_and_cost_null_when_unknown(story: Story) -> None:
+    feature = card(story, "architecture")
+    known = Run.objects.create(
+        workspace=story.workspace,
+        feature=feature,
+        stage=feature.stage,
+        status=Run.Status.SUCCEEDED,
+        provider="anthropic",
+        model="claude-test",
+        input_tokens=1000,
+        output_tokens=500,
+        cache_read_tokens=200,
+        cache_write_tokens=100,
+        cost_usd=Decimal("0.0105"),
+    )
+    unknown = Run.objects.create(
+        workspace=story.workspace,
+        feature=feature,
+        stage=feature.stage,
+        parent_run=known,
+        status=Run.Status.SUCCEEDED,
+        provider="openai",
+        model="llama-test",
+        cost_usd=None,
+    )
+
+    first, second = pipeline_json("runs", str(feature.pk))
+
+    assert (first["id"], first["provider"], first["model"]) == (
+        known.pk,
+        "anthropic",
+        "claude-test",
+    )
+    assert [first[k] for k in ("input_tokens", "output_tokens")] == [1000, 500]
+    assert [first[k] for k in ("cache_read_tokens", "cache_write_tokens")] == [200, 100]
+    assert first["cost_usd"] == 0.0105
+    assert (second["id"], second["cost_usd"]) == (unknown.pk, None)
+    assert "unknown" in pipeline("runs", str(feature.pk)).splitlines()[1]

@@ -170,3 +170,21 @@ def test_it_follows_the_active_run_over_the_websocket(story):
     assert 'hx-ext="ws"' in log
     assert "Step 1/2: write &lt;architecture&gt;" in log
     assert re.search(r'data-seq="1".*data-seq="2"', log, re.S)
+
+
+def test_it_says_when_a_cost_is_unknown_and_a_document_was_cut_off(story, eager):
+    feature = card(story.workspace, "Checkout page")
+    with eager():
+        engine.launch_pipeline(feature, story.owner)
+    architecture = chain(feature)[0]
+    Run.objects.filter(pk=architecture.pk).update(cost_usd=None)
+    Artifact.objects.filter(run=architecture).update(truncated=True)
+
+    html = story.client_for(story.owner).get(_url(feature)).content.decode()
+
+    runs = _section(html, "runs-heading")
+    assert "<dt>Cost</dt><dd><span" in runs
+    assert ">unknown</span>" in runs
+    assert "$0.0000" in runs  # the other run's known (offline) cost is still shown
+    artifacts = _section(html, "artifacts-heading")
+    assert artifacts.count(">Cut off</span>") == 1  # architecture.md, not tasks.json

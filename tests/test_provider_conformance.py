@@ -265,6 +265,11 @@ CASES = [
         "{label} rejected the request (400): bad byte \ufffd in input",
     ),
     _permanent(
+        "lone-surrogate-in-error-text",
+        lambda p: [error(400, "invalid_request_error", "bad char \ud800 in input")],
+        "{label} rejected the request (400): bad char \ufffd in input",
+    ),
+    _permanent(
         "429-quota-exhausted",
         lambda p: [
             error(

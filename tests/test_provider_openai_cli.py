@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import shlex
 import sys
+import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -112,6 +114,12 @@ if mode == "fail":
     sys.exit(3)
 if mode == "slow":
     time.sleep(30)
+if mode == "slow-with-child":  # a child that keeps our stdout open after we are killed
+    import subprocess
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    print(child.pid, file=sys.stderr, flush=True)
+    open(sys.argv[2], "w").write(str(child.pid))
+    time.sleep(30)
 if mode == "repair" and "previous answer was rejected" not in prompt:
     print("sure! {oops"); sys.exit(0)
 if '"tasks"' in prompt:
@@ -121,8 +129,8 @@ else:
 """
 
 
-def cli_command(mode: str) -> str:
-    return shlex.join([sys.executable, "-c", FAKE_CLI, mode])
+def cli_command(mode: str, *args: str) -> str:
+    return shlex.join([sys.executable, "-c", FAKE_CLI, mode, *args])
 
 
 def test_the_cli_provider_pipes_the_prompt_and_reads_the_answer(settings):
@@ -156,3 +164,22 @@ def test_a_missing_command_says_which_setting_to_fix(settings):
     settings.RUNWAY_CLI_COMMAND = "/nonexistent/llm -p"
     with pytest.raises(PermanentProviderError, match="check RUNWAY_CLI_COMMAND"):
         get_provider("cli").generate(_request())
+
+
+def test_a_timed_out_command_is_killed_with_its_children(settings, tmp_path):
+    pid_file = tmp_path / "child"
+    settings.RUNWAY_CLI_COMMAND = cli_command("slow-with-child", str(pid_file))
+    started = time.monotonic()
+    with pytest.raises(TransientProviderError, match="did not finish within the step's timeout"):
+        get_provider("cli").generate(_request(timeout_seconds=2))
+    # Without killing the process group, reading the output waits for the child (30 s).
+    assert time.monotonic() - started < 20
+    child = int(pid_file.read_text())
+    assert not Path(f"/proc/{child}").exists() or "Z" in _state(child)
+
+
+def _state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return "Z"

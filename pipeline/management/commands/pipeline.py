@@ -275,6 +275,7 @@ class Command(BaseCommand):
             f"#{r.pk:<5} {r.stage.key:<14} {r.status:<17} attempt {r.attempt}"
             + (f"  ← #{r.parent_run_id}" if r.parent_run_id else "")
             + (f"  {r.duration.total_seconds():.2f}s" if r.duration else "")
+            + ("  cost unknown" if r.cost_usd is None else "")
             + (f"  {r.error_message}" if r.error_message else "")
             for r in runs
         )
