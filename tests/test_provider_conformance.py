@@ -159,22 +159,27 @@ CASES = [
         "{label} server error (500): Internal server error",
     ),
     _transient(
+        "nul-in-transient-error-text",
+        lambda p: [error(503, "api_error", "busy \x00 now")],
+        "{label} server error (503): busy \ufffd now",
+    ),
+    _transient(
         "silent-before-headers",
         lambda p: [hang(30)],
-        "{label} did not answer within the step's timeout of 2 s",
-        timeout=2,
+        "{label} did not answer within the step's timeout of 1 s",
+        timeout=1,
     ),
     _transient(
         "silent-mid-stream",
         lambda p: [fault("stall", seconds=30, after=2)],
-        "{label} did not answer within the step's timeout of 2 s",
-        timeout=2,
+        "{label} did not answer within the step's timeout of 1 s",
+        timeout=1,
     ),
     _transient(
         "keep-alives-but-no-answer",
         lambda p: [fault("stall", seconds=30, after=2, trickle=True)],
-        "{label} did not answer within the step's timeout of 2 s",
-        timeout=2,
+        "{label} did not answer within the step's timeout of 1 s",
+        timeout=1,
     ),
     _transient("connection-dropped", lambda p: [fault("drop")], "Could not reach {label} at"),
     _transient(
