@@ -10,7 +10,7 @@ from django.utils import timezone
 from django.utils.text import slugify
 
 from features import events
-from features.models import Dependency, Feature, Membership, Stage, StageTransition, Workspace
+from features.models import Feature, Membership, Stage, StageTransition, Workspace
 from features.stage_templates import DEFAULT_STOP_STAGE, TEMPLATES, WORK_BOARD
 
 
@@ -174,31 +174,6 @@ def blocking_dependencies(feature: Feature) -> list[int]:
     return sorted(unfinished.values_list("pk", flat=True))
 
 
-def unblock_dependents(feature: Feature, stage: Stage) -> list[int]:
-    """`feature` reached `stage`: its blocked dependents whose every dependency is now
-    finished become idle. People (do_move_feature) and pipelines (the engine) both call this."""
-    if not (stage.is_done or stage.is_live):
-        return []
-    # The card itself may not be saved in its new stage yet (the engine saves it later).
-    waiting = Dependency.objects.filter(
-        depends_on__in=Feature.objects.exclude(FINISHED).exclude(pk=feature.pk)
-    )
-    ready = list(
-        Feature.objects.filter(dependencies__depends_on=feature, status=Feature.Status.BLOCKED)
-        .exclude(pk__in=waiting.values("feature_id"))
-        .exclude(pk=feature.pk)
-        .values_list("pk", "workspace_id")
-    )
-    if not ready:
-        return []
-    Feature.objects.filter(pk__in=[pk for pk, _ in ready]).update(
-        status=Feature.Status.IDLE, status_note="", updated_at=timezone.now()
-    )
-    for pk, workspace_id in ready:
-        events.card_changed_on_commit(Feature(pk=pk, workspace_id=workspace_id))
-    return [pk for pk, _ in ready]
-
-
 def do_move_feature(
     feature: Feature,
     stage: Stage,
@@ -209,8 +184,9 @@ def do_move_feature(
 ) -> Feature:
     """Put a card at index `position` of `stage` (None: the end), with an audit row.
 
-    The card domain's half of a move: whether the card may leave its stage (an active run) and
-    what entering a stage starts are the pipeline's business (``pipeline.engine.move_feature``,
+    The card domain's half of a move: whether the card may leave its stage (an active run),
+    what entering a stage starts and the status it and its dependents show then are the
+    pipeline's business (``pipeline.engine.move_feature``,
     the writer people's moves go through). Raises FeatureError for a stage of another workspace.
     """
     if stage.workspace_id != feature.workspace_id:
@@ -230,7 +206,6 @@ def do_move_feature(
                 actor_user=user,
                 note=note,
             )
-            unblock_dependents(locked, stage)
         events.card_changed_on_commit(locked, previous_stage_id=from_stage_id)
     return locked
 

@@ -7,15 +7,16 @@ A card's ``health_check`` is one of::
      "every": "daily"}
 
 Every run is kept as a HealthCheckResult. A failing check opens ONE incident card linked to the
-feature (reused while it is open) and launches the incident's pipeline; the first passing check
-after a failure notes the recovery on that incident. Command checks run a program on a worker:
-they are off unless HEALTH_CHECK_ALLOW_COMMANDS is on, only owners and admins may set them, and
-they run without a shell and with a timeout.
+feature (reused while it is open) and hands it, in the same transaction, to the incident
+launcher the pipeline layer registers (``set_incident_launcher``): the card domain knows no
+runner, and the runner launches incidents under the same automation rules as any launch. The
+first passing check after a failure notes the recovery on that incident. Command checks run a
+program on a worker: they are off unless HEALTH_CHECK_ALLOW_COMMANDS is on, only owners and
+admins may set them, and they run without a shell and with a timeout.
 """
 
 from __future__ import annotations
 
-import contextlib
 import http.client
 import logging
 import re
@@ -24,6 +25,7 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
@@ -63,6 +65,17 @@ DUE_SLACK = timedelta(seconds=5)
 
 class HealthCheckError(FeatureError):
     """A health check that cannot be set or run, with a message a person can act on."""
+
+
+# What starts an opened incident's work. The pipeline layer registers it when it loads
+# (pipeline.apps → pipeline.incidents.launch_incident); without one, incidents only open.
+IncidentLauncher = Callable[[Feature], object]
+_incident_launcher: IncidentLauncher | None = None
+
+
+def set_incident_launcher(launcher: IncidentLauncher | None) -> None:
+    global _incident_launcher
+    _incident_launcher = launcher
 
 
 def every_seconds(value: object) -> int:
@@ -239,7 +252,6 @@ def run_health_check(feature: Feature) -> HealthCheckResult:
     started = time.monotonic()
     ok, detail = (_check_http if config["type"] == "http" else _check_command)(config)
     duration_ms = round((time.monotonic() - started) * 1000)
-    opened: Feature | None = None
     with transaction.atomic():
         # The card's lock makes concurrent failures agree on one incident.
         locked = (
@@ -258,11 +270,12 @@ def run_health_check(feature: Feature) -> HealthCheckResult:
         incident = open_incident(locked)
         if not ok and incident is None:
             opened = _open_incident(locked, config, result)
+            if _incident_launcher is not None:
+                # In the same transaction: an incident never stays opened but not started.
+                _incident_launcher(opened)
         elif ok and incident is not None and previous is not None and not previous.ok:
             _note_recovery(incident, result)
         events.card_changed_on_commit(locked)
-    if opened is not None:
-        _launch_incident(opened)
     return result
 
 
@@ -293,20 +306,11 @@ def _note_recovery(incident: Feature, result: HealthCheckResult) -> None:
     note = f"Recovered at {result.checked_at:%Y-%m-%d %H:%M} UTC: {result.detail}"
     description = f"{incident.description}\n\n{note}".strip()[:20_000]
     Feature.objects.filter(pk=incident.pk).update(
-        status_note=f"Health check: {note}"[:500],
         description=description,
         version=F("version") + 1,
         updated_at=timezone.now(),
     )
     events.card_changed_on_commit(incident)
-
-
-def _launch_incident(incident: Feature) -> None:
-    from pipeline import engine
-
-    # No automated recipe in the incident's stage: people pick it up from the board.
-    with contextlib.suppress(engine.NothingToRun):
-        engine.launch_pipeline(incident, None)
 
 
 def due_checks(now: datetime | None = None) -> list[Feature]:

@@ -155,12 +155,19 @@ class Feature(models.Model):
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
-    # Generated cards are keyed by the run and item position that made them, so a retried
-    # step can never create the same card twice.
+    # Generated work is keyed by the work: (parent, the stage whose list made it, the item's
+    # key), so a rerun, retry or re-entry of that stage reconciles with the cards it made
+    # before instead of making a second set. `source_run` made the card; `source_index` is its
+    # place in the latest list; `source_removed_at` says the latest list no longer has it.
+    source_stage = models.ForeignKey(
+        Stage, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    source_key = models.CharField(max_length=220, blank=True)
     source_run = models.ForeignKey(
         "pipeline.Run", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     source_index = models.PositiveIntegerField(null=True, blank=True)
+    source_removed_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -171,7 +178,9 @@ class Feature(models.Model):
         indexes = [models.Index(fields=["workspace", "stage", "position"])]
         constraints = [
             models.UniqueConstraint(
-                fields=["source_run", "source_index"], name="feature_generated_once_per_item"
+                fields=["parent", "source_stage", "source_key"],
+                condition=~Q(source_key=""),
+                name="feature_generated_once_per_key",
             ),
         ]
 

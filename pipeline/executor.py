@@ -6,6 +6,8 @@ and decides which engine call a step's outcome needs.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import os
 import re
@@ -17,6 +19,7 @@ from django.conf import settings
 
 from features.models import Artifact
 from pipeline import engine, limits, pricing
+from pipeline.db_faults import DB_FAULTS, with_db_retry
 from pipeline.heartbeats import Claim, heartbeating
 from pipeline.models import Run, RunLog
 from pipeline.providers import get_provider
@@ -37,9 +40,6 @@ USAGE_FIELDS = (
     # server reported no usage, which makes the run's cost unknown rather than $0.
     "cost_usd",
 )
-
-# Beyond its own timeout a step gets this long before it counts as hung.
-STEP_GRACE_SECONDS = 30
 
 _PLACEHOLDER = re.compile(r"\{\{\s*(\w+)\s*\}\}")
 
@@ -98,13 +98,58 @@ def _log_line(run_id: int, attempt: int, message: str) -> None:
 
 
 def execute_run(run_id: int, worker_id: str | None = None) -> None:
+    """Claim the run and execute its remaining steps. A database fault during the claim
+    propagates (the task sends its message again later); after the claim, see db_faults."""
     run = engine.claim_run(run_id, worker_id or this_worker_id())
     if run is None:
         logger.debug("run %s not claimable (duplicate delivery or finished)", run_id)
         return
     with buffering(run_id, run.attempt), heartbeating(run_id, run.attempt) as claim:
         append_log(run_id, f"Attempt {run.attempt} started on {run.worker_id}")
-        _execute(run, claim)
+        try:
+            _execute(run, claim)
+        except DB_FAULTS:
+            # The database stayed away past the retries: the run stays running, its heartbeat
+            # goes stale, and rescue requeues it to resume after the last recorded step.
+            logger.exception("run %s left for rescue: the database is unavailable", run_id)
+
+
+def carried_steps(run: Run, steps: list[RecipeStep]) -> list[engine.StepResult]:
+    """The results this run carries from a failed attempt that still fit the recipe as it is
+    now: a step's result is reused only while every step up to it is the same step (skill,
+    version and settings), so an edited recipe never feeds old outputs to the wrong step."""
+    carried = [engine.StepResult.from_dict(raw) for raw in run.result.get("steps", [])]
+    kept: list[engine.StepResult] = []
+    for result, step in zip(carried, steps, strict=False):
+        if result.fingerprint not in ("", step_fingerprint(step)) or (
+            result.skill,
+            result.version,
+        ) != (step.skill.slug, step.skill.version):
+            break
+        kept.append(result)
+    if len(kept) < len(carried):
+        append_log(
+            run.pk,
+            f"The recipe changed since these results were saved: {len(kept)} of "
+            f"{len(carried)} saved step result(s) still fit and are reused",
+            level=RunLog.Level.WARNING,
+        )
+    return kept
+
+
+def step_fingerprint(step: RecipeStep) -> str:
+    """What makes a recipe step the same step across edits (its row is replaced on save)."""
+    identity = [
+        step.skill.slug,
+        step.skill.version,
+        step.order,
+        step.params,
+        step.input_mapping,
+        step.output_mapping,
+        step.provider,
+        step.model,
+    ]
+    return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def _execute(run: Run, claim: Claim) -> None:
@@ -123,8 +168,8 @@ def _execute(run: Run, claim: Claim) -> None:
         .select_related("skill", "recipe")
         .order_by("order")
     )
-    carried = len(run.result.get("steps", []))
-    done = [engine.StepResult.from_dict(raw) for raw in run.result.get("steps", [])][: len(steps)]
+    done = carried_steps(run, steps)
+    carried = len(done)
     usage: dict[str, Any] = dict.fromkeys(USAGE_FIELDS, 0)
     for index, step in enumerate(steps[len(done) :], start=len(done)):
         # Right after the claim the run is ours; between steps, ask the database.
@@ -154,16 +199,54 @@ def _execute(run: Run, claim: Claim) -> None:
                 data=storable(output.data),
                 metrics=output.metrics,
                 truncated=output.truncated,
+                fingerprint=step_fingerprint(step),
             )
         )
         if index + 1 < len(steps):
-            if not engine.record_step(run.pk, run.attempt, done, usage):
+            recorded = with_db_retry(
+                partial(engine.record_step, run.pk, run.attempt, list(done), dict(usage)),
+                what=f"recording step {index + 1} of run {run.pk}",
+                interrupted=claim.cancelled,
+            )
+            if not recorded:
                 return
             usage = dict.fromkeys(USAGE_FIELDS, 0)
+    _complete(run, claim, done, usage)
+
+
+def _complete(run: Run, claim: Claim, done: list[engine.StepResult], usage: dict[str, Any]) -> None:
+    """Store the result; a database fault is retried with the same outputs (the completion is
+    one fenced transaction, so a retry after a lost commit finds it stored and stops)."""
+
+    def stored() -> bool:
+        return Run.objects.filter(
+            pk=run.pk,
+            attempt=run.attempt,
+            status__in=(Run.Status.SUCCEEDED, Run.Status.FAILED),
+            finished_at__isnull=False,
+        ).exists()
+
+    faults = 0
+
+    def complete() -> bool:
+        nonlocal faults
+        try:
+            return engine.complete_run(run.pk, run.attempt, done, usage)
+        except DB_FAULTS:
+            faults += 1
+            raise
+
     try:
-        completed = engine.complete_run(run.pk, run.attempt, done, usage)
+        completed = with_db_retry(
+            complete, what=f"completing run {run.pk}", interrupted=claim.cancelled
+        )
+        if not completed and faults:
+            completed = with_db_retry(stored, what=f"checking run {run.pk}")
+    except DB_FAULTS:
+        raise
     except Exception as exc:
-        # Without this the run would stay "running", be rescued, and pay for its steps again.
+        # A bug, not the database: without this the run would stay "running", be rescued, and
+        # pay for its steps again.
         logger.exception("completing run %s failed", run.pk)
         engine.fail_run(run.pk, run.attempt, f"Could not store the result: {exc!r}")
         return
@@ -241,10 +324,18 @@ def _run_step(
             claim.arm(
                 settings.RUNWAY_PROVIDER_SLOT_WAIT_SECONDS
                 + step.timeout_seconds
-                + STEP_GRACE_SECONDS
+                + settings.RUNWAY_STEP_GRACE_SECONDS,
+                step_index=index,
+                retry_count=step.retry_count,
+                message=f"{skill.slug} timed out waiting for a provider slot",
             )
         with limits.slot_for(provider, provider_name, run.workspace_id, claim.cancelled, log_live):
-            claim.arm(step.timeout_seconds + STEP_GRACE_SECONDS)
+            claim.arm(
+                step.timeout_seconds + settings.RUNWAY_STEP_GRACE_SECONDS,
+                step_index=index,
+                retry_count=step.retry_count,
+                message=f"{skill.slug} timed out after {step.timeout_seconds} s",
+            )
             output = provider.generate(request)
         if remote:
             _price(run, provider, provider_name, request, output)
@@ -267,13 +358,11 @@ def _run_step(
         )
     except StepCancelled:
         if claim.timed_out:
-            engine.retry_later(
+            # The heartbeat thread already ended the run as a transient failure at the deadline.
+            append_log(
                 run.pk,
-                run.attempt,
-                step_index=index,
-                retry_count=step.retry_count,
-                message=f"{skill.slug} timed out after {step.timeout_seconds} s",
-                retry_after=None,
+                f"Step abandoned: {skill.slug} outlived its timeout",
+                level=RunLog.Level.WARNING,
             )
         else:
             append_log(
@@ -293,6 +382,20 @@ def _run_step(
             )
         else:
             engine.fail_run(run.pk, run.attempt, str(exc))
+    except DB_FAULTS as exc:
+        # The database, not the step, failed (e.g. while writing the step's log): transient.
+        with_db_retry(
+            partial(
+                engine.retry_later,
+                run.pk,
+                run.attempt,
+                step_index=index,
+                retry_count=step.retry_count,
+                message=f"database unavailable: {exc}",
+                retry_after=None,
+            ),
+            what=f"requeueing run {run.pk}",
+        )
     except Exception as exc:
         logger.exception("step %s of run %s crashed", skill.slug, run.pk)
         engine.fail_run(run.pk, run.attempt, f"Internal error in {skill.slug}: {exc!r}")

@@ -41,6 +41,11 @@ class Run(models.Model):
         DEFERRED = "deferred", "Waiting for a slot or budget"
         CANCELLED = "cancelled", "Cancelled"
 
+    class Trigger(models.TextChoices):
+        PERSON = "person", "A person"
+        PIPELINE = "pipeline", "The pipeline"
+        HEALTH_CHECK = "health_check", "A health check"
+
     ACTIVE_STATUSES = (Status.AWAITING_APPROVAL, Status.QUEUED, Status.RUNNING)
     FINISHED_STATUSES = (Status.SUCCEEDED, Status.FAILED, Status.CANCELLED)
 
@@ -68,6 +73,8 @@ class Run(models.Model):
     triggered_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    # Who or what started the run: a person, the pipeline's chain, or a failing health check.
+    trigger = models.CharField(max_length=20, choices=Trigger.choices, default=Trigger.PERSON)
     worker_id = models.CharField(max_length=200, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     queued_at = models.DateTimeField(null=True, blank=True)
@@ -78,6 +85,9 @@ class Run(models.Model):
     next_attempt_at = models.DateTimeField(null=True, blank=True)
     error_kind = models.CharField(max_length=10, choices=ErrorKind.choices, blank=True)
     error_message = models.TextField(blank=True)
+    # What the card says about this run in its current state ("Retrying at …", "Gate failed: …"),
+    # written with each transition; the card's status is derived from it (engine/card_state.py).
+    card_note = models.CharField(max_length=500, blank=True)
     step_index = models.PositiveSmallIntegerField(default=0, help_text="Steps completed so far.")
     step_total = models.PositiveSmallIntegerField(default=0)
     result = models.JSONField(default=dict, blank=True)
@@ -223,3 +233,54 @@ class ModelPrice(models.Model):
 
     def __str__(self) -> str:
         return f"{self.provider}/{self.model}"
+
+
+class Generation(models.Model):
+    """One application of a stage's generated list to a parent card, keyed by
+    (parent, stage, number): the first list is generation 1, each rerun, retry or re-entry
+    that produces a list again is the next, reconciled with the cards the earlier ones made.
+
+    Any kind of parent works the same (a feature's tasks, an epic's stories, a story's
+    subtasks). `kept`, `added`, `updated` and `removed` are card ids: what the card page shows
+    as "what changed".
+    """
+
+    parent = models.ForeignKey(
+        "features.Feature", on_delete=models.CASCADE, related_name="generations"
+    )
+    stage = models.ForeignKey("features.Stage", on_delete=models.CASCADE, related_name="+")
+    number = models.PositiveIntegerField()
+    # A run applies its list at most once (a duplicated completion or accept finds it here).
+    run = models.OneToOneField(
+        Run, null=True, blank=True, on_delete=models.SET_NULL, related_name="generation"
+    )
+    kept = models.JSONField(default=list, blank=True)
+    added = models.JSONField(default=list, blank=True)
+    updated = models.JSONField(default=list, blank=True)
+    removed = models.JSONField(default=list, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["parent", "stage", "number"], name="generation_number_unique"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"generation {self.number} of {self.parent_id} at {self.stage_id}"
+
+
+class Sweep(models.Model):
+    """When the recovery sweeps last ran, and a lease so that many sweepers (beat, every
+    worker, a second beat) run them at most once per interval. /healthz reads it."""
+
+    name = models.CharField(max_length=40, unique=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    by = models.CharField(max_length=200, blank=True)
+    result = models.JSONField(default=dict, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.name} (last {self.finished_at})"

@@ -1,7 +1,9 @@
 """Worker heartbeats: each worker's main process writes its WorkerHeartbeat row every 15 s.
 
 A thread in the main process (not a task) does it, so a worker whose pool is busy with long
-steps still shows as alive; a killed worker's row goes stale after 60 s.
+steps still shows as alive; a killed worker's row goes stale after 60 s. The same thread runs
+the recovery sweeps when they are due (engine.sweep_if_due), so a worker recovers another's
+run even while beat is down.
 """
 
 from __future__ import annotations
@@ -52,10 +54,13 @@ def record_worker_heartbeat(worker_id: str, concurrency: int) -> None:
 
 
 def _loop(worker_id: str, concurrency: int) -> None:
+    from pipeline import engine
+
     while True:
         try:
             close_old_connections()
             record_worker_heartbeat(worker_id, concurrency)
+            engine.sweep_if_due(worker_id)
         except Exception:  # keep beating through a database restart
             logger.warning("worker heartbeat failed", exc_info=True)
         finally:

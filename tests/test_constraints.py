@@ -118,25 +118,42 @@ def test_it_allows_the_same_artifact_version_on_another_feature(story, feature):
 
 
 def test_it_refuses_a_second_card_for_one_generated_item(story, feature):
-    run = _run(feature, Run.Status.SUCCEEDED)
+    tasks = _stage(story.workspace, "tasks")
     todo = _stage(story.workspace, "todo")
-    Feature.objects.create(
-        workspace=story.workspace, title="Task 0", stage=todo, source_run=run, source_index=0
-    )
-    Feature.objects.create(
-        workspace=story.workspace, title="Task 1", stage=todo, source_run=run, source_index=1
-    )
 
-    with pytest.raises(IntegrityError), transaction.atomic():
-        Feature.objects.create(
+    def generated(key: str, title: str) -> Feature:
+        return Feature.objects.create(
             workspace=story.workspace,
-            title="Task 0 again",
+            title=title,
             stage=todo,
-            source_run=run,
-            source_index=0,
+            parent=feature,
+            source_stage=tasks,
+            source_key=key,
         )
 
-    assert Feature.objects.filter(source_run=run).count() == 2
+    generated("title:task 0", "Task 0")
+    generated("title:task 1", "Task 1")
+
+    with pytest.raises(IntegrityError), transaction.atomic():
+        generated("title:task 0", "Task 0 again")
+
+    assert Feature.objects.filter(parent=feature, source_stage=tasks).count() == 2
+
+
+def test_it_allows_the_same_item_key_under_another_parent_or_stage(story, feature):
+    other = FeatureFactory.create(workspace=story.workspace)
+    todo = _stage(story.workspace, "todo")
+    for parent, stage in ((feature, "tasks"), (other, "tasks"), (feature, "architecture")):
+        Feature.objects.create(
+            workspace=story.workspace,
+            title="Task 0",
+            stage=todo,
+            parent=parent,
+            source_stage=_stage(story.workspace, stage),
+            source_key="title:task 0",
+        )
+
+    assert Feature.objects.filter(source_key="title:task 0").count() == 3
 
 
 def test_it_refuses_a_dependency_on_itself(feature):

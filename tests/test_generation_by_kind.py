@@ -12,7 +12,7 @@ import pytest
 from features.actions import do_update_feature
 from features.models import Dependency, Feature
 from pipeline import engine
-from pipeline.engine.generation import create_generated_cards
+from pipeline.engine.generation import apply_generated_work
 from pipeline.executor import execute_run
 from pipeline.models import Run
 from pipeline.providers.base import StepRequest
@@ -116,13 +116,12 @@ def test_completing_twice_makes_the_cards_once(story: Story, no_enqueue: Any) ->
         execute_run(run.pk, "worker-a/1")
         run.refresh_from_db()
         steps = [engine.StepResult.from_dict(raw) for raw in run.result["steps"]]
-        created = sorted(run.result["created_cards"])
+        created = sorted(run.generation.added)
 
         assert engine.complete_run(run.pk, run.attempt, steps, {}) is False
-        # Even called again for the same run, generation finds its cards and adds none.
-        again = create_generated_cards(run, user_story, steps)
+        # Even applied again for the same run, its list is found applied and adds nothing.
+        assert apply_generated_work(run, user_story) is None
 
-    assert sorted(again) == created
     assert sorted(user_story.children.values_list("pk", flat=True)) == created
     assert Dependency.objects.filter(feature__parent=user_story).count() == len(
         [d for t in steps[0].data["tasks"] for d in t["depends_on"]]

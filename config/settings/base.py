@@ -177,8 +177,21 @@ RUNWAY_CANCEL_CHECK_SECONDS = float(env_str("RUNWAY_CANCEL_CHECK_SECONDS", "1"))
 RUNWAY_RESCUE_AFTER_SECONDS = env_int("RUNWAY_RESCUE_AFTER_SECONDS", 60)
 RUNWAY_DISPATCH_AFTER_SECONDS = env_int("RUNWAY_DISPATCH_AFTER_SECONDS", 30)
 RUNWAY_SWEEP_SECONDS = env_int("RUNWAY_SWEEP_SECONDS", 10)
+# /healthz fails when no sweeper (beat or a worker) finished the sweeps for this long.
+RUNWAY_SWEEP_LATE_SECONDS = env_int("RUNWAY_SWEEP_LATE_SECONDS", 60)
+# Beyond its own timeout a step gets this long to stop by itself; then its run is requeued
+# (or failed) as a transient error at once, whatever the hung call does.
+RUNWAY_STEP_GRACE_SECONDS = float(env_str("RUNWAY_STEP_GRACE_SECONDS", "30"))
+# A worker retries a write the database refused (restart, dropped connection) this long before
+# leaving the run to the rescue sweep; a database fault never fails a run.
+RUNWAY_DB_RETRY_SECONDS = env_int("RUNWAY_DB_RETRY_SECONDS", 60)
 RUNWAY_MAX_ATTEMPTS = env_int("RUNWAY_MAX_ATTEMPTS", 5)
 RUNWAY_RETRY_BASE_SECONDS = float(env_str("RUNWAY_RETRY_BASE_SECONDS", "2"))
+# Retention, in days (0 keeps that history forever): run logs of runs finished this long ago,
+# health-check results (each card's newest is always kept), rows of workers gone this long.
+RUNWAY_RETAIN_RUN_LOGS_DAYS = env_int("RUNWAY_RETAIN_RUN_LOGS_DAYS", 90)
+RUNWAY_RETAIN_HEALTH_RESULTS_DAYS = env_int("RUNWAY_RETAIN_HEALTH_RESULTS_DAYS", 30)
+RUNWAY_RETAIN_WORKERS_DAYS = env_int("RUNWAY_RETAIN_WORKERS_DAYS", 7)
 RUNWAY_OFFLINE_DELAY_SECONDS = float(env_str("RUNWAY_OFFLINE_DELAY_SECONDS", "0"))
 RUNWAY_OFFLINE_JITTER_SECONDS = float(env_str("RUNWAY_OFFLINE_JITTER_SECONDS", "0"))
 
@@ -212,14 +225,11 @@ RUNWAY_API_STREAM_POLL_SECONDS = float(env_str("RUNWAY_API_STREAM_POLL_SECONDS",
 RUNWAY_API_STREAM_MAX_SECONDS = env_int("RUNWAY_API_STREAM_MAX_SECONDS", 30 * 60)
 
 CELERY_BEAT_SCHEDULE = {
-    "dispatch-stale-queued": {
-        "task": "pipeline.dispatch_stale_queued",
-        "schedule": float(RUNWAY_SWEEP_SECONDS),
-    },
-    "rescue-stale-running": {
-        "task": "pipeline.rescue_stale_running",
-        "schedule": float(RUNWAY_SWEEP_SECONDS),
-    },
+    # Dispatch and rescue. Every worker runs them too when they are due, so recovery does not
+    # depend on beat; a lease makes many sweepers do the work once per interval.
+    "recovery-sweeps": {"task": "pipeline.sweep", "schedule": float(RUNWAY_SWEEP_SECONDS)},
+    # History past its age (RUNWAY_RETAIN_*_DAYS), pruned once a day in small batches.
+    "prune-history": {"task": "pipeline.prune_history", "schedule": 24 * 3600.0},
     # Live cards' health checks: each runs when its own interval ("every") has passed.
     "run-due-health-checks": {"task": "features.run_due_health_checks", "schedule": 60.0},
 }

@@ -11,8 +11,10 @@ Invariants (DESIGN.md, "The engine"):
 
 The package reads as a run's lifecycle: ``planning`` (which stages run), ``commands`` (what
 people ask for), ``admission`` (may it start now), ``worker`` (claim, progress, failure),
-``completion`` and ``generation`` (store and advance), ``sweeps`` (what beat repairs). The step
-loop that talks to providers lives in ``pipeline.executor``.
+``completion`` and ``generation`` (store and advance), ``sweeps`` (what beat and the workers
+repair). ``transitions`` is the only code that changes a run's status, and ``card_state`` the
+only code that writes a card's displayed status, derived from its runs once per transaction.
+The step loop that talks to providers lives in ``pipeline.executor``.
 """
 
 from __future__ import annotations
@@ -36,7 +38,12 @@ from pipeline.engine.errors import AlreadyRunning, EngineError, NothingToRun
 from pipeline.engine.planning import board_stages, entry_status, plan_from, runnable_recipe
 from pipeline.engine.runs import enqueue
 from pipeline.engine.steps import StepResult
-from pipeline.engine.sweeps import dispatch_stale_queued, rescue_stale_running
+from pipeline.engine.sweeps import (
+    dispatch_stale_queued,
+    rescue_stale_running,
+    sweep_if_due,
+    sweep_status,
+)
 from pipeline.engine.worker import (
     backoff_seconds,
     claim_run,
@@ -78,4 +85,6 @@ __all__ = [
     "start_run",
     "still_running",
     "stop_pipeline",
+    "sweep_if_due",
+    "sweep_status",
 ]

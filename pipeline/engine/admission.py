@@ -11,8 +11,8 @@ from functools import partial
 from django.db import transaction
 from django.db.models import Sum
 
-from features import events
-from features.models import Feature, Workspace
+from features.models import Workspace
+from pipeline.engine import transitions
 from pipeline.engine.runs import enqueue
 from pipeline.models import Run
 
@@ -56,29 +56,16 @@ def admission_refusal(run_id: int, now: datetime) -> tuple[str, float] | None:
     return None
 
 
-def defer(run_id: int, feature_id: int, why: str, retry_in: float, *, now: datetime) -> None:
-    """Leave the run queued, say why on the card, and look again later."""
-    Run.objects.filter(pk=run_id, status=Status.QUEUED).update(
-        next_attempt_at=now + timedelta(seconds=retry_in),
-        error_kind=Run.ErrorKind.DEFERRED,
-        error_message=why,
-    )
-    feature = Feature(pk=feature_id, workspace_id=Run.objects.get(pk=run_id).workspace_id)
-    Feature.objects.filter(pk=feature_id).exclude(status_note=why[:500]).update(
-        status=Feature.Status.QUEUED, status_note=why[:500], updated_at=now
-    )
-    events.card_changed_on_commit(feature)
-    transaction.on_commit(partial(enqueue, run_id, countdown=retry_in), robust=True)
+def defer(run_id: int, why: str, retry_in: float, *, now: datetime) -> None:
+    """Leave the run queued, say why on its card, and look again in `retry_in` seconds."""
+    if transitions.defer(run_id, why=why, until=now + timedelta(seconds=retry_in)):
+        transaction.on_commit(partial(enqueue, run_id, countdown=retry_in), robust=True)
 
 
 def resume_deferred(workspace: Workspace) -> int:
-    """Budget raised or slots freed: send the workspace's waiting runs again now."""
-    waiting = list(
-        Run.objects.filter(
-            workspace=workspace, status=Status.QUEUED, error_kind=Run.ErrorKind.DEFERRED
-        ).values_list("pk", flat=True)
-    )
-    Run.objects.filter(pk__in=waiting).update(next_attempt_at=None)
+    """Budget raised or slots freed: send the workspace's waiting runs again now (after
+    commit). Returns how many."""
+    waiting = transitions.undefer(workspace.pk)
     for run_id in waiting:
         transaction.on_commit(partial(enqueue, run_id), robust=True)
     return len(waiting)

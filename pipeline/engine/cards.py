@@ -1,4 +1,8 @@
-"""The engine's writes to a card: saving its status and moving it, with events after commit."""
+"""The engine's writes to a card: moving it, with events after commit.
+
+A card's status is never written here: moving it changes what its status (and the status of
+the cards that wait for it) derive to, so both are marked for ``card_state`` to settle.
+"""
 
 from __future__ import annotations
 
@@ -6,13 +10,21 @@ from django.contrib.auth.models import User
 
 from features import events
 from features.actions import insert_into_column
-from features.models import Feature, Stage, StageTransition
+from features.models import Dependency, Feature, Stage, StageTransition
+from pipeline.engine.card_state import touch
 from pipeline.models import Run
 
 
-def save_feature(feature: Feature, *fields: str) -> None:
-    feature.save(update_fields=[*fields, "updated_at"])
-    events.card_changed_on_commit(feature)
+def dependents_of(feature_id: int) -> list[int]:
+    """The cards that wait for this one."""
+    return list(
+        Dependency.objects.filter(depends_on_id=feature_id).values_list("feature_id", flat=True)
+    )
+
+
+def touch_with_dependents(feature: Feature) -> None:
+    """The card changed stage: it and the cards waiting for it derive their status again."""
+    touch(feature, *dependents_of(feature.pk))
 
 
 def record_move(
@@ -23,8 +35,10 @@ def record_move(
     run: Run | None = None,
     note: str = "",
 ) -> None:
+    """Move the card to the end of `stage` (saved now) with its audit row."""
     from_stage_id = feature.stage_id
     insert_into_column(feature, stage, None)
+    feature.save(update_fields=["stage", "position", "updated_at"])
     StageTransition.objects.create(
         feature=feature,
         from_stage_id=from_stage_id,
@@ -34,3 +48,4 @@ def record_move(
         note=note,
     )
     events.card_changed_on_commit(feature, previous_stage_id=from_stage_id)
+    touch_with_dependents(feature)

@@ -12,11 +12,12 @@ from typing import Any
 
 from django.contrib.auth.models import User
 from django.db import transaction
-from django.utils import timezone
 
 from features.actions import FeatureError, blocking_dependencies, do_move_feature
 from features.models import Feature, Stage, Workspace
-from pipeline.engine.cards import record_move, save_feature
+from pipeline.engine import transitions
+from pipeline.engine.card_state import engine_transaction, touch
+from pipeline.engine.cards import record_move, touch_with_dependents
 from pipeline.engine.completion import advance
 from pipeline.engine.errors import AlreadyRunning, EngineError, NothingToRun
 from pipeline.engine.locks import has_active_run, lock_card_of_run, lock_feature
@@ -48,9 +49,18 @@ class Launched:
     resumed: bool
 
 
-def launch_pipeline(feature: Feature, user: User | None) -> Launched:
-    """Start the card's pipeline from its current stage (or resume it from the failed stage)."""
-    with transaction.atomic():
+def launch_pipeline(
+    feature: Feature, user: User | None, *, trigger: str = Run.Trigger.PERSON
+) -> Launched:
+    """Start the card's pipeline from its current stage (or resume it from the failed stage).
+
+    A person's launch starts the first stage at once: their click is its approval. A launch
+    without a person (`trigger` health_check) follows the same automation levels and trust
+    rules as a stage the chain enters: a human_approval stage, or one using skills nobody
+    vetted, waits for Start, and a manual stage runs nothing. Raises AlreadyRunning,
+    NothingToRun, or EngineError (blocked by unfinished dependencies).
+    """
+    with engine_transaction():
         feature = lock_feature(feature.pk)
         if has_active_run(feature):
             raise AlreadyRunning(
@@ -71,6 +81,13 @@ def launch_pipeline(feature: Feature, user: User | None) -> Launched:
                 )
             record_move(feature, ahead, user=user, note="Launched")
             start = ahead
+        recipe = runnable_recipe(start)
+        assert recipe is not None
+        status, note = str(Status.QUEUED), ""
+        if trigger != Run.Trigger.PERSON:
+            if recipe.automation == Automation.MANUAL:
+                raise NothingToRun(f"{start.name} is manual: a person starts its work.")
+            status, note = entry_status(start, recipe)
         last = Run.objects.filter(feature=feature).order_by("-created_at", "-id").first()
         resume_from = (
             last
@@ -87,10 +104,14 @@ def launch_pipeline(feature: Feature, user: User | None) -> Launched:
             pipeline_next=[s.key for s in plan[1:]],
             parent=resume_from,
             user=user,
+            status=status,
+            note=note,
             carry_from=resume_from,
+            trigger=trigger,
         )
-        save_feature(feature, "status", "status_note", "stage", "position")
         verb = f"Resumed after run #{resume_from.pk} failed" if resume_from else "Launched"
+        if trigger == Run.Trigger.HEALTH_CHECK:
+            verb += " by a failing health check"
         append_log(run.pk, f"{verb}: {' → '.join(s.key for s in plan)}")
     return Launched(run=run, pipeline=[s.key for s in plan], resumed=resume_from is not None)
 
@@ -105,17 +126,13 @@ def on_stage_entered(feature: Feature, *, user: User | None) -> Run | None:
     recipe = runnable_recipe(stage)
     if recipe is None or recipe.automation == Automation.MANUAL:
         return None
-    blockers = blocking_dependencies(feature)
-    if blockers:
-        # Automation never starts a card that waits for others; it says why on the card.
-        blocked_by = ", ".join(f"#{pk}" for pk in blockers)
-        feature.status = Feature.Status.BLOCKED
-        feature.status_note = f"Blocked by {blocked_by}: finish them first"
-        save_feature(feature, "status", "status_note")
+    if blocking_dependencies(feature):
+        # Automation never starts a card that waits for others; its derived status says why.
+        touch(feature)
         return None
     plan = plan_from(workspace, stages, stage)
     status, note = entry_status(stage, recipe)
-    run = create_run(
+    return create_run(
         feature,
         stage,
         pipeline_next=[s.key for s in plan[1:]],
@@ -124,8 +141,6 @@ def on_stage_entered(feature: Feature, *, user: User | None) -> Run | None:
         status=status,
         note=note,
     )
-    save_feature(feature, "status", "status_note")
-    return run
 
 
 def move_feature(
@@ -144,7 +159,7 @@ def move_feature(
     stage starts its automation unless `start_automation` is False (an operator's correction
     in the admin). Raises FeatureError when the move is refused.
     """
-    with transaction.atomic():
+    with engine_transaction():
         locked = lock_feature(feature.pk)
         entering = locked.stage_id != stage.pk
         if entering and has_active_run(locked):
@@ -152,39 +167,25 @@ def move_feature(
                 "This card has an active run; stop the pipeline before moving it to another stage."
             )
         moved = do_move_feature(locked, stage, user=user, position=position, note=note)
-        if entering and start_automation:
-            on_stage_entered(moved, user=user)
+        if entering:
+            touch_with_dependents(moved)
+            if start_automation:
+                on_stage_entered(moved, user=user)
     return moved
 
 
 def stop_pipeline(feature: Feature, user: User | None) -> int:
     """Cancel the card's active runs and end its chain. Returns how many runs were stopped."""
     who = user.get_username() if user is not None else "the system"
-    with transaction.atomic():
+    with engine_transaction():
         feature = lock_feature(feature.pk)
-        active = list(
-            Run.objects.select_for_update()
-            .filter(feature=feature, status__in=Run.ACTIVE_STATUSES)
-            .values_list("pk", "status")
-        )
-        waiting = Run.objects.filter(
-            feature=feature, status=Status.SUCCEEDED, decision=Run.Decision.PENDING
-        ).update(decision=Run.Decision.REJECTED, pipeline_next=[])
+        note = f"Pipeline stopped by {who}"
+        active = transitions.cancel(feature.pk, message=f"Stopped by {who}.", note=note)
+        waiting = transitions.reject_waiting(feature.pk, note=note)
         if not active and not waiting:
             raise EngineError("Nothing to stop: this card has no pipeline running.")
-        now = timezone.now()
-        Run.objects.filter(pk__in=[pk for pk, _ in active]).update(
-            status=Status.CANCELLED,
-            finished_at=now,
-            pipeline_next=[],
-            error_kind=Run.ErrorKind.CANCELLED,
-            error_message=f"Stopped by {who}.",
-        )
         for pk, _ in active:
             append_log(pk, f"Cancelled: pipeline stopped by {who}", level=RunLog.Level.WARNING)
-        feature.status = Feature.Status.IDLE
-        feature.status_note = f"Pipeline stopped by {who}"
-        save_feature(feature, "status", "status_note")
         queued = [pk for pk, status in active if status == Status.QUEUED]
         if queued:
             transaction.on_commit(lambda: _revoke(queued))
@@ -231,7 +232,7 @@ def _restart_stage(
 
 def retry_run(run: Run, user: User | None) -> Run:
     """A person retries a failed (or cancelled) run; the chain continues from its stage."""
-    with transaction.atomic():
+    with engine_transaction():
         feature = lock_feature(run.feature_id)
         run = Run.objects.select_for_update().get(pk=run.pk)
         if run.status not in (Status.FAILED, Status.CANCELLED):
@@ -249,23 +250,16 @@ def retry_run(run: Run, user: User | None) -> Run:
         new_run = _restart_stage(
             feature, run, user, note=f"Retry of run #{run.pk}", parent=run, carry_from=run
         )
-        save_feature(feature, "status", "status_note", "stage", "position")
         append_log(new_run.pk, f"Retry of run #{run.pk}")
     return new_run
 
 
 def start_run(run: Run, user: User | None) -> Run:
-    """Start a run that waits for approval (human_approval stages)."""
-    with transaction.atomic():
-        feature = lock_card_of_run(run.pk)
-        now = timezone.now()
-        started = Run.objects.filter(pk=run.pk, status=Status.AWAITING_APPROVAL).update(
-            status=Status.QUEUED, queued_at=now, triggered_by=user
-        )
-        if not started:
+    """Start a run that waits for approval (human_approval stages, unvetted skills)."""
+    with engine_transaction():
+        lock_card_of_run(run.pk)
+        if not transitions.start(run.pk, user_id=user.pk if user is not None else None):
             raise EngineError(f"Run #{run.pk} is not waiting for approval.")
-        feature.status, feature.status_note = Feature.Status.QUEUED, ""
-        save_feature(feature, "status", "status_note")
         who = user.get_username() if user is not None else "the system"
         append_log(run.pk, f"Started by {who}")
         transaction.on_commit(partial(enqueue, run.pk), robust=True)
@@ -274,41 +268,29 @@ def start_run(run: Run, user: User | None) -> Run:
 
 
 def accept_run(run: Run, user: User | None) -> Run | None:
-    """Accept a result that waits for a decision; the chain goes on. Returns the next run."""
-    with transaction.atomic():
+    """Accept a result that waits for a decision; the chain goes on (its generated cards are
+    made now). Returns the next run."""
+    with engine_transaction():
         feature = lock_card_of_run(run.pk)
-        decided = Run.objects.filter(
-            pk=run.pk, status=Status.SUCCEEDED, decision=Run.Decision.PENDING
-        ).update(decision=Run.Decision.ACCEPTED)
-        if not decided:
+        if not transitions.decide(run.pk, Run.Decision.ACCEPTED):
             raise EngineError(f"Run #{run.pk} has no result waiting for a decision.")
         run = Run.objects.select_related("stage").get(pk=run.pk)
         who = user.get_username() if user is not None else "the system"
         append_log(run.pk, f"Result accepted by {who}")
-        if has_active_run(feature):
+        if has_active_run(feature) or feature.stage_id != run.stage_id:
             return None  # the card moved on and has other work: the decision is recorded
-        if feature.stage_id != run.stage_id:
-            feature.status, feature.status_note = Feature.Status.IDLE, ""
-            save_feature(feature, "status", "status_note")
-            return None
         stages = board_stages(feature.workspace_id, run.stage.board)
         return advance(run, feature, stages)
 
 
 def reject_run(run: Run, user: User | None, reason: str = "") -> None:
-    with transaction.atomic():
-        feature = lock_card_of_run(run.pk)
-        decided = Run.objects.filter(
-            pk=run.pk, status=Status.SUCCEEDED, decision=Run.Decision.PENDING
-        ).update(decision=Run.Decision.REJECTED, pipeline_next=[])
-        if not decided:
-            raise EngineError(f"Run #{run.pk} has no result waiting for a decision.")
+    with engine_transaction():
+        lock_card_of_run(run.pk)
         who = user.get_username() if user is not None else "the system"
         note = f"Result rejected by {who}" + (f": {reason}" if reason else "")
+        if not transitions.decide(run.pk, Run.Decision.REJECTED, note=note, pipeline_next=[]):
+            raise EngineError(f"Run #{run.pk} has no result waiting for a decision.")
         append_log(run.pk, note, level=RunLog.Level.WARNING)
-        if not has_active_run(feature):
-            feature.status, feature.status_note = Feature.Status.IDLE, note[:500]
-            save_feature(feature, "status", "status_note")
 
 
 def rescue_run(run: Run, user: User | None) -> bool:
@@ -331,7 +313,7 @@ def rerun_run(
     """
     feedback = feedback.strip()
     edited = {str(k): str(v) for k, v in (inputs or {}).items()}
-    with transaction.atomic():
+    with engine_transaction():
         feature = lock_feature(run.feature_id)
         run = Run.objects.select_for_update().select_related("stage").get(pk=run.pk)
         if run.status not in Run.FINISHED_STATUSES:
@@ -348,7 +330,6 @@ def rerun_run(
             request["inputs"] = edited
         Run.objects.filter(pk=new_run.pk).update(rerun_of=run, result=request)
         new_run.rerun_of, new_run.result = run, request
-        save_feature(feature, "status", "status_note", "stage", "position")
         what = [w for w, given in (("feedback", feedback), ("edited inputs", edited)) if given]
         append_log(
             new_run.pk,

@@ -1,99 +1,303 @@
-"""Generated work: a step's task list becomes child cards, keyed by (run, item) so never twice."""
+"""Generated work: a stage's list becomes child cards, keyed by the work so never twice.
+
+A child card is keyed by (parent card, the stage whose list made it, the item's key). Each
+time the stage's result stands (gates passed, or a person accepted it) its list is applied as
+the next *generation* of that (parent, stage) and reconciled with the cards the earlier ones
+made: matching cards are kept (refreshed only if nobody touched them), new items are added,
+and cards no longer in the list are marked, never deleted. A rerun, a retry after a failed
+gate or moving a finished card back into the stage therefore never makes a second set.
+
+:func:`reconcile` knows nothing of tasks in particular: any kind of parent (a feature's tasks,
+an epic's stories, a story's subtasks) and any list of ``{"title", "description",
+"depends_on", "key"?}`` items work the same.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
 from django.db.models import Max
+from django.utils import timezone
 
 from features import events
 from features.models import Dependency, Feature, Stage, StageTransition
-from pipeline.engine.steps import StepResult
-from pipeline.models import Run
+from pipeline.engine.card_state import touch
+from pipeline.models import Generation, Run
 
 Status = Run.Status
+QUESTIONS_KEY = "questions"
 
 
-def create_generated_cards(run: Run, feature: Feature, steps: list[StepResult]) -> list[int]:
-    """Task lists become child cards in one bulk insert, keyed by (run, item) so never twice.
+@dataclass
+class Reconciled:
+    """What one generation changed: card ids by outcome, and the children's kind."""
 
-    The child's kind follows the parent's: an epic's list is stories, a story's is subtasks
-    (tasks), anything else's is tasks.
-    """
+    number: int
+    kind: str
+    kept: list[int] = field(default_factory=list)
+    added: list[int] = field(default_factory=list)
+    updated: list[int] = field(default_factory=list)
+    removed: list[int] = field(default_factory=list)
+
+
+def generated_items(run: Run) -> list[dict[str, Any]]:
+    """The items of the run's task-list steps, as the model gave them."""
     items: list[dict[str, Any]] = []
-    for step in steps:
-        if step.output == "tasks":
-            items.extend(t for t in step.data.get("tasks", []) if isinstance(t, dict))
-    if not items:
-        return []
-    existing = list(
-        Feature.objects.filter(source_run=run, source_index__lt=len(items))
-        .order_by("source_index")
-        .values_list("pk", flat=True)
+    for step in run.result.get("steps", []):
+        if step.get("output") == "tasks":
+            tasks = (step.get("data") or {}).get("tasks", [])
+            items.extend(t for t in tasks if isinstance(t, dict))
+    return items
+
+
+def list_problem(items: list[dict[str, Any]]) -> str | None:
+    """Why this list cannot become cards, or None. Today: a dependency cycle, which would
+    leave every card on it blocked forever."""
+    cycle = _dependency_cycle([_depends(item, i, len(items)) for i, item in enumerate(items)])
+    if cycle is None:
+        return None
+    names = " → ".join(f"“{_title(items[i], i)}”" for i in [*cycle, cycle[0]])
+    return (
+        f"The generated list has a dependency cycle: {names}. No cards were made; "
+        "Rerun with feedback (or Retry) for a list whose items can be done in some order."
     )
-    if existing:  # this run's list was turned into cards already: never twice
-        return existing
-    kind = _child_kind(feature.kind)
+
+
+def apply_generated_work(run: Run, parent: Feature) -> Reconciled | None:
+    """The run's list (if it made one) becomes the parent's next generation of children.
+    None when the run made no list or applied it already."""
+    items = generated_items(run)
+    if not items:
+        return None
+    existing = Generation.objects.filter(run=run).first()
+    if existing is not None:  # a duplicated accept or completion: never twice
+        return None
+    kind = child_kind(parent.kind)
     # Stories land where their own pipeline can run them (their subtasks go to the work board).
     board = Stage.Board.FEATURE if kind == Feature.Kind.STORY else Stage.Board.WORK
-    todo = (
-        Stage.objects.filter(workspace_id=feature.workspace_id, board=board)
+    landing = (
+        Stage.objects.filter(workspace_id=parent.workspace_id, board=board)
         .order_by("position")
         .first()
     )
-    if todo is None:
-        return []
-    depends = [
-        [d for d in _indexes(item.get("depends_on")) if 0 <= d < len(items) and d != i]
-        for i, item in enumerate(items)
-    ]
-    top = Feature.objects.filter(stage=todo).aggregate(top=Max("position"))["top"]
-    start = 0 if top is None else top + 1
-    cards = [
-        Feature(
-            workspace_id=feature.workspace_id,
-            title=str(item.get("title") or f"{Feature.Kind(kind).label} {i + 1}")[:200],
-            description=str(item.get("description") or "")[:20_000],
-            kind=kind,
-            stage=todo,
-            position=start + i,
-            parent=feature,
-            status=Feature.Status.BLOCKED if depends[i] else Feature.Status.IDLE,
-            status_note=f"Waits for the {kind} cards it depends on" if depends[i] else "",
-            source_run=run,
-            source_index=i,
+    if landing is None:
+        return None
+    return reconcile(parent, run.stage, items, run=run, kind=kind, landing=landing)
+
+
+def reconcile(
+    parent: Feature,
+    stage: Stage,
+    items: list[dict[str, Any]],
+    *,
+    run: Run | None,
+    kind: str,
+    landing: Stage,
+) -> Reconciled:
+    """Apply `items` as the next generation of `parent`'s children from `stage`.
+
+    Call under the parent card's lock. Cards are matched by key (the item's "key", else its
+    title, case and spacing ignored). A matched card a person has not touched (never edited
+    or moved, still in `landing`) takes the new title and description; one a person moved,
+    edited or finished stays as it is. Unmatched items become new cards at the end of
+    `landing`; cards whose key is gone are marked ``source_removed_at`` (kept, not deleted).
+    Dependencies between the generation's cards are replaced by the list's.
+    """
+    now = timezone.now()
+    previous = Generation.objects.filter(parent=parent, stage=stage).aggregate(top=Max("number"))
+    result = Reconciled(number=(previous["top"] or 0) + 1, kind=kind)
+    keys = _keys(items)
+    old = {
+        card.source_key: card
+        for card in Feature.objects.filter(parent=parent, source_stage=stage).exclude(
+            source_key__in=["", QUESTIONS_KEY]
         )
-        for i, item in enumerate(items)
-    ]
-    Feature.objects.bulk_create(cards)
-    if any(c.pk is None for c in cards):  # backends without RETURNING
-        by_index = dict(Feature.objects.filter(source_run=run).values_list("source_index", "pk"))
-        for i, card in enumerate(cards):
-            card.pk = by_index[i]
+    }
+    top = Feature.objects.filter(stage=landing).aggregate(top=Max("position"))["top"]
+    next_position = 0 if top is None else top + 1
+    cards: list[Feature] = []
+    new: list[Feature] = []
+    for index, (key, item) in enumerate(zip(keys, items, strict=True)):
+        title = _title(item, index, kind)[:200]
+        description = str(item.get("description") or "")[:20_000]
+        card = old.get(key)
+        if card is None:
+            card = Feature(
+                workspace_id=parent.workspace_id,
+                title=title,
+                description=description,
+                kind=kind,
+                stage=landing,
+                position=next_position,
+                parent=parent,
+                source_stage=stage,
+                source_key=key,
+                source_run=run,
+                source_index=index,
+            )
+            next_position += 1
+            new.append(card)
+        else:
+            changes: dict[str, Any] = {"source_index": index}
+            untouched = card.version == 1 and card.stage_id == landing.pk
+            if card.source_removed_at is not None:
+                changes["source_removed_at"] = None
+            if untouched and (card.title, card.description) != (title, description):
+                changes.update(title=title, description=description)
+            if set(changes) - {"source_index"}:
+                result.updated.append(card.pk)
+            else:
+                result.kept.append(card.pk)
+            Feature.objects.filter(pk=card.pk).update(updated_at=now, **changes)
+            events.card_changed_on_commit(card)
+        cards.append(card)
+    Feature.objects.bulk_create(new)
+    if any(c.pk is None for c in new):  # backends without RETURNING
+        ids = dict(
+            Feature.objects.filter(parent=parent, source_stage=stage).values_list(
+                "source_key", "pk"
+            )
+        )
+        for card in new:
+            card.pk = ids[card.source_key]
+    result.added = [c.pk for c in new]
+    gone = [c for key, c in old.items() if key not in set(keys)]
+    result.removed = [c.pk for c in gone if c.source_removed_at is None]
+    Feature.objects.filter(pk__in=result.removed).update(source_removed_at=now, updated_at=now)
+    # The list's dependencies replace those between this (parent, stage)'s cards.
+    family = [c.pk for c in cards] + [c.pk for c in gone]
+    Dependency.objects.filter(feature_id__in=family, depends_on_id__in=family).delete()
     Dependency.objects.bulk_create(
         Dependency(feature=cards[i], depends_on=cards[d])
-        for i in range(len(cards))
-        for d in dict.fromkeys(depends[i])
+        for i, item in enumerate(items)
+        for d in dict.fromkeys(_depends(item, i, len(items)))
     )
     StageTransition.objects.bulk_create(
-        StageTransition(feature=c, to_stage=todo, actor_run=run, note=f"Generated by run #{run.pk}")
-        for c in cards
+        StageTransition(
+            feature=c,
+            to_stage=landing,
+            actor_run=run,
+            note=f"Generated by run #{run.pk}" if run is not None else "Generated",
+        )
+        for c in new
     )
-    for card in cards:
+    for card in new:
         events.card_changed_on_commit(card, created=True)
-    return [c.pk for c in cards if c.pk is not None]
+    for pk in result.removed:
+        events.card_changed_on_commit(Feature(pk=pk, workspace_id=parent.workspace_id))
+    Generation.objects.create(
+        parent=parent,
+        stage=stage,
+        number=result.number,
+        run=run,
+        kept=result.kept,
+        added=result.added,
+        updated=result.updated,
+        removed=result.removed,
+        created_at=now,
+    )
+    touch(*family)
+    return result
 
 
-def _child_kind(parent_kind: str) -> str:
+def open_questions(run: Run, feature: Feature, why: str) -> Feature:
+    """The card's questions card for this stage (one, reused): a gate failed and people should
+    answer what the run could not."""
+    text = f"The {run.stage.name} gates failed for run #{run.pk}:\n\n{why}"
+    question = Feature.objects.filter(
+        parent=feature, source_stage=run.stage, source_key=QUESTIONS_KEY
+    ).first()
+    if question is not None:
+        description = f"{question.description}\n\n{text}".strip()[:20_000]
+        Feature.objects.filter(pk=question.pk).update(
+            description=description, source_run=run, updated_at=timezone.now()
+        )
+        events.card_changed_on_commit(question)
+        return question
+    question = Feature.objects.create(
+        workspace_id=feature.workspace_id,
+        title=f"Questions: {feature.title}"[:200],
+        description=text,
+        kind=Feature.Kind.TASK,
+        stage=Stage.objects.filter(workspace_id=feature.workspace_id, board=Stage.Board.WORK)
+        .order_by("position")
+        .first()
+        or feature.stage,
+        parent=feature,
+        source_stage=run.stage,
+        source_key=QUESTIONS_KEY,
+        source_run=run,
+    )
+    StageTransition.objects.create(
+        feature=question, to_stage=question.stage, actor_run=run, note=f"Opened by run #{run.pk}"
+    )
+    events.card_changed_on_commit(question, created=True)
+    return question
+
+
+def child_kind(parent_kind: str) -> str:
     """What a card's generated work is: an epic splits into stories, anything else into tasks
     (a story's are its subtasks)."""
     return Feature.Kind.STORY if parent_kind == Feature.Kind.EPIC else Feature.Kind.TASK
 
 
-def _indexes(value: Any) -> list[int]:
-    """A task's depends_on as the model gave it: a list of earlier indexes, ideally."""
+def item_key(item: dict[str, Any], index: int) -> str:
+    """An item's identity across generations: its "key" if the list gives one, else its title
+    with case and spacing ignored."""
+    explicit = item.get("key")
+    if isinstance(explicit, (str, int)) and not isinstance(explicit, bool) and str(explicit):
+        return f"key:{explicit}"[:200]
+    return "title:" + " ".join(_title(item, index).casefold().split())[:200]
+
+
+def _keys(items: list[dict[str, Any]]) -> list[str]:
+    """Keys for every item, unique within the list (a repeated title gets "#2", "#3"…)."""
+    seen: dict[str, int] = {}
+    keys = []
+    for index, item in enumerate(items):
+        key = item_key(item, index)
+        seen[key] = seen.get(key, 0) + 1
+        keys.append(key if seen[key] == 1 else f"{key} #{seen[key]}")
+    return keys
+
+
+def _title(item: dict[str, Any], index: int, kind: str = Feature.Kind.TASK) -> str:
+    return str(item.get("title") or f"{Feature.Kind(kind).label} {index + 1}").strip()
+
+
+def _depends(item: dict[str, Any], index: int, count: int) -> list[int]:
+    """A task's depends_on as the model gave it (indexes into the list), the valid ones."""
+    value = item.get("depends_on")
     if isinstance(value, int) and not isinstance(value, bool):
-        return [value]
-    if isinstance(value, list):
-        return [d for d in value if isinstance(d, int) and not isinstance(d, bool)]
-    return []
+        value = [value]
+    if not isinstance(value, list):
+        return []
+    return [
+        d
+        for d in value
+        if isinstance(d, int) and not isinstance(d, bool) and 0 <= d < count and d != index
+    ]
+
+
+def _dependency_cycle(edges: list[list[int]]) -> list[int] | None:
+    """One cycle of the graph (node i depends on edges[i]) as a list of nodes, or None."""
+    state = [0] * len(edges)  # 0 unseen, 1 on the current path, 2 done
+    path: list[int] = []
+
+    def visit(node: int) -> list[int] | None:
+        state[node] = 1
+        path.append(node)
+        for nxt in edges[node]:
+            if state[nxt] == 1:
+                return path[path.index(nxt) :]
+            if state[nxt] == 0 and (found := visit(nxt)) is not None:
+                return found
+        path.pop()
+        state[node] = 2
+        return None
+
+    for start in range(len(edges)):
+        if state[start] == 0 and (found := visit(start)) is not None:
+            return found
+    return None

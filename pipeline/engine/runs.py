@@ -11,8 +11,9 @@ from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from features import events
 from features.models import Feature, Stage
+from pipeline.engine import transitions
+from pipeline.engine.card_state import touch
 from pipeline.engine.errors import AlreadyRunning
 from pipeline.engine.planning import runnable_recipe
 from pipeline.models import Run
@@ -41,14 +42,19 @@ def create_run(
     note: str = "",
     carry_from: Run | None = None,
     guard: bool = True,
+    trigger: str = Run.Trigger.PERSON,
 ) -> Run:
+    """A new run of `stage` for the card, queued (sent after commit) or awaiting approval with
+    `note` saying why. `carry_from` is a failed run whose succeeded steps this one resumes
+    after. Raises AlreadyRunning when the card has an active run."""
     recipe = runnable_recipe(stage)
     assert recipe is not None, "callers plan only runnable stages"
     now = timezone.now()
     carried: dict[str, Any] = {}
     step_index = 0
     if carry_from is not None and carry_from.error_kind != Run.ErrorKind.GATE:
-        # Resume from the failed step: the steps that already succeeded are not paid for twice.
+        # Resume from the failed step: the steps that already succeeded are not paid for twice
+        # (the executor re-checks each against the recipe as it is now).
         carried = {"steps": list(carry_from.result.get("steps", []))}
         step_index = len(carried["steps"])
     # A person's request may race another launch: a savepoint turns the unique index's refusal
@@ -56,7 +62,7 @@ def create_run(
     savepoint = transaction.atomic() if guard else contextlib.nullcontext()
     try:
         with savepoint:
-            run = Run.objects.create(
+            run = transitions.create(
                 workspace_id=feature.workspace_id,
                 feature=feature,
                 stage=stage,
@@ -67,6 +73,8 @@ def create_run(
                 if parent is not None and parent.stage_id != stage.pk
                 else 1,
                 triggered_by=user,
+                trigger=trigger,
+                card_note=note[:500],
                 max_attempts=settings.RUNWAY_MAX_ATTEMPTS,
                 created_at=now,
                 queued_at=now if status == Status.QUEUED else None,
@@ -80,13 +88,7 @@ def create_run(
         raise AlreadyRunning(
             f"“{feature.title}” already has a pipeline running; stop it or wait for it to end."
         ) from exc
-    feature.status = (
-        Feature.Status.AWAITING_APPROVAL
-        if status == Status.AWAITING_APPROVAL
-        else Feature.Status.QUEUED
-    )
-    feature.status_note = note
+    touch(feature)  # the caller's instance shows the derived status too
     if status == Status.QUEUED:
         transaction.on_commit(partial(enqueue, run.pk), robust=True)
-    events.card_changed_on_commit(feature)
     return run

@@ -19,6 +19,9 @@ class StepResult:
     metrics: dict[str, float]
     # The model stopped at its output limit: the document may be cut short.
     truncated: bool = False
+    # Which recipe step made it (executor.step_fingerprint): a saved result is reused on a
+    # resume only by the same step. Empty in results saved before it existed.
+    fingerprint: str = ""
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -30,6 +33,7 @@ class StepResult:
             "data": self.data,
             "metrics": self.metrics,
             "truncated": self.truncated,
+            "fingerprint": self.fingerprint,
         }
 
     @classmethod
@@ -43,4 +47,5 @@ class StepResult:
             data=raw.get("data") or {},
             metrics=raw.get("metrics") or {},
             truncated=bool(raw.get("truncated")),
+            fingerprint=str(raw.get("fingerprint") or ""),
         )

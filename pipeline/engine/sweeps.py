@@ -1,23 +1,35 @@
-"""Sweeps run by beat: re-dispatch runs whose message was lost, rescue runs whose worker died."""
+"""Sweeps: re-dispatch runs whose message was lost, rescue runs whose worker died.
+
+They need no single beat. Beat schedules them, and every worker's main process runs them too
+when they are due (``pipeline.worker_signals``), so recovery goes on while beat is down. A
+lease row (``Sweep``) lets one sweeper a interval do the work, and the work itself is safe
+however many run at once: every requeue and re-send is a conditional UPDATE that re-checks
+what the scan saw (still overdue, heartbeat still stale) and whose row count decides whether
+anything is logged or sent.
+"""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import partial
+from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from pipeline.engine import transitions
+from pipeline.engine.card_state import engine_transaction
 from pipeline.engine.locks import lock_card_of_run
 from pipeline.engine.runs import enqueue
-from pipeline.engine.worker import finish_failed, mark_feature_queued
+from pipeline.engine.worker import give_up_lost
 from pipeline.health import broker_backlog
-from pipeline.models import Run, RunLog
+from pipeline.models import Run, RunLog, Sweep
 from pipeline.runlog import append_log
 
 Status = Run.Status
+RECOVERY = "recovery"
 
 
 def dispatch_stale_queued(older_than: timedelta | None = None) -> int:
@@ -45,11 +57,8 @@ def dispatch_stale_queued(older_than: timedelta | None = None) -> int:
     sent = 0
     for run_id in due:
         with transaction.atomic():
-            stamped = Run.objects.filter(pk=run_id, status=Status.QUEUED).update(
-                queued_at=now, next_attempt_at=None
-            )
-            if not stamped:
-                continue
+            if not transitions.stamp_dispatch(run_id, now=now, due_before=cutoff):
+                continue  # claimed, or re-sent by another sweeper since the scan
             append_log(
                 run_id, "Re-dispatched: queued with no worker claim", level=RunLog.Level.WARNING
             )
@@ -58,27 +67,41 @@ def dispatch_stale_queued(older_than: timedelta | None = None) -> int:
     return sent
 
 
-def requeue_lost(run_id: int, attempt: int, *, why: str, note: str) -> bool:
-    """Put a running run whose worker is gone back in the queue; its attempt is kept."""
-    with transaction.atomic():
+def requeue_lost(
+    run_id: int,
+    attempt: int,
+    *,
+    why: str,
+    note: str,
+    stale_before: datetime | None = None,
+) -> bool:
+    """Put a running run whose worker is gone back in the queue; its attempt is kept.
+
+    With `stale_before` (the rescue sweep) only while its heartbeat is still older than that,
+    checked in the same UPDATE: a heartbeat that landed after the scan keeps the run where it
+    is, so a step that is still being paid for never runs twice. Without it, an operator
+    declared the worker dead.
+    """
+    with engine_transaction():
         lock_card_of_run(run_id)
-        moved = Run.objects.filter(pk=run_id, status=Status.RUNNING, attempt=attempt).update(
-            status=Status.QUEUED,
-            queued_at=timezone.now(),
-            worker_id="",
-            error_kind=Run.ErrorKind.LOST,
-            error_message=why,
+        moved = transitions.requeue(
+            run_id,
+            attempt,
+            kind=Run.ErrorKind.LOST,
+            message=why,
+            note=note,
+            stale_before=stale_before,
         )
         if not moved:
             return False
         append_log(run_id, f"{why}; requeued", level=RunLog.Level.WARNING, attempt=attempt)
-        mark_feature_queued(run_id, note)
         transaction.on_commit(partial(enqueue, run_id), robust=True)
     return True
 
 
 def rescue_stale_running(older_than: timedelta | None = None) -> tuple[int, int]:
-    """Runs whose worker stopped heartbeating: requeue while attempts remain, else fail clearly."""
+    """Runs whose worker stopped heartbeating: requeue while attempts remain, else fail clearly.
+    Returns (requeued, failed)."""
     older_than = older_than or timedelta(seconds=settings.RUNWAY_RESCUE_AFTER_SECONDS)
     cutoff = timezone.now() - older_than
     stale = list(
@@ -95,13 +118,58 @@ def rescue_stale_running(older_than: timedelta | None = None) -> tuple[int, int]
                 attempt,
                 why=f"Rescued after attempt {attempt}: {silent}",
                 note="Requeued: its worker stopped responding",
+                stale_before=cutoff,
             )
-        elif finish_failed(
-            run_id,
-            attempt,
-            kind=Run.ErrorKind.LOST,
-            message=f"Gave up after {attempt} attempts: {silent}. Check the workers, then Retry.",
-            feature_note=f"Worker lost {attempt} times; check the workers, then Retry",
-        ):
+        elif give_up_lost(run_id, attempt, stale_before=cutoff):
             failed += 1
     return requeued, failed
+
+
+def sweep_if_due(by: str, *, now: datetime | None = None) -> dict[str, Any] | None:
+    """Run both sweeps if no sweeper has in the last ``RUNWAY_SWEEP_SECONDS``; `by` names the
+    sweeper (beat, a worker). Returns what they did, or None when it was not due.
+
+    The lease is one conditional UPDATE on the ``Sweep`` row, so of many sweepers at once one
+    wins; /healthz reads the same row to say when the sweeps last ran.
+    """
+    now = now or timezone.now()
+    interval = timedelta(seconds=settings.RUNWAY_SWEEP_SECONDS)
+    # A little early, so a sweeper whose clock ticks just before the interval ends is not
+    # skipped for a whole extra interval.
+    due_before = now - interval * 0.8
+    if not Sweep.objects.filter(name=RECOVERY).exists():
+        try:
+            with transaction.atomic():
+                Sweep.objects.create(name=RECOVERY)
+        except IntegrityError:
+            pass  # another sweeper created it first
+    leased = (
+        Sweep.objects.filter(name=RECOVERY)
+        .filter(Q(started_at__isnull=True) | Q(started_at__lt=due_before))
+        .update(started_at=now, by=by[:200])
+    )
+    if not leased:
+        return None
+    dispatched = dispatch_stale_queued()
+    requeued, failed = rescue_stale_running()
+    result = {"dispatched": dispatched, "requeued": requeued, "failed": failed}
+    Sweep.objects.filter(name=RECOVERY, started_at=now).update(
+        finished_at=timezone.now(), result=result
+    )
+    return result
+
+
+def sweep_status(now: datetime | None = None) -> dict[str, Any]:
+    """When the sweeps last finished and whether that is late (``RUNWAY_SWEEP_LATE_SECONDS``)."""
+    now = now or timezone.now()
+    row = Sweep.objects.filter(name=RECOVERY).values("finished_at", "by").first()
+    last = row["finished_at"] if row else None
+    late_after = settings.RUNWAY_SWEEP_LATE_SECONDS
+    age = (now - last).total_seconds() if last is not None else None
+    return {
+        "ok": age is not None and age <= late_after,
+        "last_ran_at": last.isoformat() if last is not None else None,
+        "seconds_ago": round(age, 1) if age is not None else None,
+        "late_after_seconds": late_after,
+        "by": row["by"] if row else "",
+    }

@@ -7,20 +7,20 @@ cancelled or rescued from under a worker ignores that worker's late writes.
 from __future__ import annotations
 
 import random
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F, Q, Subquery, Value
-from django.db.models.functions import Coalesce
+from django.db.models import F, Subquery
 from django.utils import timezone
 
 from features import events
 from features.models import Feature
+from pipeline.engine import transitions
 from pipeline.engine.admission import admission_refusal, defer
-from pipeline.engine.cards import save_feature
+from pipeline.engine.card_state import engine_transaction
 from pipeline.engine.locks import lock_card_of_run, lock_first
 from pipeline.engine.runs import enqueue
 from pipeline.engine.steps import StepResult
@@ -34,38 +34,62 @@ Status = Run.Status
 
 
 def claim_run(run_id: int, worker_id: str) -> Run | None:
-    """Take a queued run. None when someone else has it or it is finished (duplicate delivery)."""
+    """Take a queued run, or take over a running one whose worker stopped heartbeating
+    (``RUNWAY_RESCUE_AFTER_SECONDS``), so workers recover each other without beat.
+
+    None when there is nothing to take: another worker holds it, it is finished (a duplicate
+    delivery), its backoff has not passed, or the workspace has no free slot or budget (the
+    run is deferred and looked at again later).
+    """
     now = timezone.now()
-    with transaction.atomic():
-        queued = Run.objects.filter(pk=run_id, status=Status.QUEUED).values("feature_id")[:1]
-        locked = lock_first(Feature.objects.filter(pk=Subquery(queued)))
-        if locked is None:
+    stale_before = now - timedelta(seconds=settings.RUNWAY_RESCUE_AFTER_SECONDS)
+    with engine_transaction():
+        of_run = Run.objects.filter(pk=run_id).values("feature_id")[:1]
+        if lock_first(Feature.objects.filter(pk=Subquery(of_run))) is None:
             return None
-        refusal = admission_refusal(run_id, now)
-        if refusal is not None:
-            defer(run_id, locked, *refusal, now=now)
+        # Read after the card's lock: a Stop that committed while we waited is seen here.
+        row = (
+            Run.objects.filter(pk=run_id)
+            .values("status", "attempt", "max_attempts", "heartbeat_at", "next_attempt_at")
+            .first()
+        )
+        if row is None:
             return None
-        # A copy of the message (dispatch sweep, redelivery) must not cut a backoff short.
-        claimed = (
-            Run.objects.filter(pk=run_id, status=Status.QUEUED)
-            .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now + CLAIM_EARLY))
-            .update(
-                status=Status.RUNNING,
-                attempt=F("attempt") + 1,
-                worker_id=worker_id,
-                claimed_at=now,
-                heartbeat_at=now,
-                started_at=Coalesce(F("started_at"), Value(now)),
-                next_attempt_at=None,
-            )
+        taking_over = row["status"] == Status.RUNNING
+        if taking_over:
+            beat = row["heartbeat_at"]
+            if beat is None or beat >= stale_before:
+                return None  # its worker is alive: a duplicate delivery
+            if row["attempt"] >= row["max_attempts"]:
+                give_up_lost(run_id, row["attempt"], stale_before=stale_before)
+                return None
+        elif row["status"] != Status.QUEUED:
+            return None
+        else:
+            # A copy of the message (dispatch sweep, redelivery) must not cut a backoff short.
+            due = row["next_attempt_at"]
+            if due is not None and due > now + CLAIM_EARLY:
+                return None
+            refusal = admission_refusal(run_id, now)
+            if refusal is not None:
+                defer(run_id, *refusal, now=now)
+                return None
+        claimed = transitions.claim(
+            run_id,
+            worker_id=worker_id,
+            now=now,
+            not_before=now + CLAIM_EARLY,
+            stale_before=stale_before,
         )
         if not claimed:
             return None
+        if taking_over:
+            append_log(
+                run_id,
+                f"Taken over by {worker_id}: attempt {row['attempt']} stopped heartbeating",
+                level=RunLog.Level.WARNING,
+            )
         run = Run.objects.select_related("feature", "stage", "workspace").get(pk=run_id)
-        Feature.objects.filter(pk=run.feature_id).update(
-            status=Feature.Status.RUNNING, status_note="", updated_at=now
-        )
-        events.card_changed_on_commit(run.feature)
     return run
 
 
@@ -101,23 +125,37 @@ def finish_failed(run_id: int, attempt: int, *, kind: str, message: str, feature
     # A server's error text may hold a NUL: stored as is, it would fail this very write and
     # leave the run running, to be rescued and sent the same failing request again.
     message, feature_note = storable_text(message), clip(feature_note, 500)
-    with transaction.atomic():
+    with engine_transaction():
         feature = lock_card_of_run(run_id)
-        failed = Run.objects.filter(pk=run_id, status=Status.RUNNING, attempt=attempt).update(
-            status=Status.FAILED,
-            finished_at=timezone.now(),
-            error_kind=kind,
-            error_message=message,
-        )
-        if not failed:
+        if not transitions.fail(run_id, attempt, kind=kind, message=message, note=feature_note):
             return False
-        feature.status, feature.status_note = Feature.Status.FAILED, feature_note[:500]
-        save_feature(feature, "status", "status_note")
         append_log(run_id, message, level=RunLog.Level.ERROR, attempt=attempt)
         flush_buffered(run_id)
         events.toast_on_commit(
             feature.workspace_id,
             f"“{feature.title}”: {feature_note}",
+            level="error",
+            feature_id=feature.pk,
+            run_id=run_id,
+        )
+    return True
+
+
+def give_up_lost(run_id: int, attempt: int, *, stale_before: datetime) -> bool:
+    """A run whose worker went silent on its last attempt fails with a message to act on."""
+    silent = f"no heartbeat for {settings.RUNWAY_RESCUE_AFTER_SECONDS} s"
+    with engine_transaction():
+        feature = lock_card_of_run(run_id)
+        message = f"Gave up after {attempt} attempts: {silent}. Check the workers, then Retry."
+        note = f"Worker lost {attempt} times; check the workers, then Retry"
+        if not transitions.fail_stale(
+            run_id, attempt=attempt, stale_before=stale_before, message=message, note=note
+        ):
+            return False
+        append_log(run_id, message, level=RunLog.Level.ERROR, attempt=attempt)
+        events.toast_on_commit(
+            feature.workspace_id,
+            f"“{feature.title}”: {note}",
             level="error",
             feature_id=feature.pk,
             run_id=run_id,
@@ -168,15 +206,15 @@ def retry_later(
     delay = backoff_seconds(count, retry_after)
     now = timezone.now()
     next_at = now + timedelta(seconds=delay)
-    with transaction.atomic():
+    with engine_transaction():
         lock_card_of_run(run_id)
-        requeued = Run.objects.filter(pk=run_id, status=Status.RUNNING, attempt=attempt).update(
-            status=Status.QUEUED,
-            queued_at=now,
+        requeued = transitions.requeue(
+            run_id,
+            attempt,
+            kind=Run.ErrorKind.TRANSIENT,
+            message=f"{message} — retry {count} of {retry_count} at {next_at:%H:%M:%S} UTC",
+            note=f"Retrying at {next_at:%H:%M:%S} UTC after: {message}",
             next_attempt_at=next_at,
-            worker_id="",
-            error_kind=Run.ErrorKind.TRANSIENT,
-            error_message=f"{message} — retry {count} of {retry_count} at {next_at:%H:%M:%S} UTC",
             result={**run.result, "failures": failures},
         )
         if not requeued:
@@ -187,16 +225,6 @@ def retry_later(
             level=RunLog.Level.WARNING,
             attempt=attempt,
         )
-        mark_feature_queued(run_id, f"Retrying at {next_at:%H:%M:%S} UTC after: {message}")
         flush_buffered(run_id)
         transaction.on_commit(partial(enqueue, run_id, countdown=delay), robust=True)
     return True
-
-
-def mark_feature_queued(run_id: int, note: str = "") -> None:
-    """The card's run went back to the queue (retry, rescue): say so on the card, live."""
-    feature_id, workspace_id = Run.objects.values_list("feature_id", "workspace_id").get(pk=run_id)
-    Feature.objects.filter(pk=feature_id).update(
-        status=Feature.Status.QUEUED, status_note=clip(note, 500), updated_at=timezone.now()
-    )
-    events.card_changed_on_commit(Feature(pk=feature_id, workspace_id=workspace_id))

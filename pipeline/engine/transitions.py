@@ -1,0 +1,233 @@
+"""Run transitions: the only code that changes a run's status.
+
+Every transition is one conditional UPDATE (``WHERE status = … [AND attempt = N]``) that
+returns whether it happened; callers check that before any side effect (a log line, a
+message, an event). Each one that happened marks the run's card, whose displayed status is
+then derived once at the end of the engine transaction (``card_state``).
+
+    create ─▶ awaiting_approval ─start─▶ queued ─claim─▶ running ─succeed─▶ succeeded
+                                          ▲   ╰─defer/stamp─╯  │ ╰─fail─▶ failed
+                                          ╰────requeue─────────╯   (stale: claim takes over)
+    any active ─cancel─▶ cancelled          succeeded(pending) ─decide─▶ accepted / rejected
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from django.db.models import F, Q, Value
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+from pipeline.engine.card_state import touch
+from pipeline.models import Run
+
+Status = Run.Status
+
+
+def _feature_of(run_id: int) -> int:
+    return Run.objects.values_list("feature_id", flat=True).get(pk=run_id)
+
+
+def _touched(run_id: int, done: int, feature_id: int | None = None) -> bool:
+    if done:
+        touch(feature_id if feature_id is not None else _feature_of(run_id))
+    return bool(done)
+
+
+def create(**fields: Any) -> Run:
+    """A new run (queued or awaiting approval). The partial unique index refuses a second
+    active run of the card with IntegrityError."""
+    run = Run.objects.create(**fields)
+    touch(run.feature_id)
+    return run
+
+
+def claim(
+    run_id: int,
+    *,
+    worker_id: str,
+    now: datetime,
+    not_before: datetime,
+    stale_before: datetime,
+) -> bool:
+    """queued → running, or a stale running run taken over (its worker is gone); attempt + 1.
+
+    A queued run whose backoff ends after `not_before` stays queued; a running run whose
+    heartbeat is newer than `stale_before` is someone else's. The incremented attempt is the
+    fencing token: the previous holder's writes no longer match.
+    """
+    claimable = Q(status=Status.QUEUED) & (
+        Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=not_before)
+    ) | Q(status=Status.RUNNING, heartbeat_at__lt=stale_before, attempt__lt=F("max_attempts"))
+    done = Run.objects.filter(claimable, pk=run_id).update(
+        status=Status.RUNNING,
+        attempt=F("attempt") + 1,
+        worker_id=worker_id,
+        claimed_at=now,
+        heartbeat_at=now,
+        started_at=Coalesce(F("started_at"), Value(now)),
+        next_attempt_at=None,
+        card_note="",
+    )
+    return _touched(run_id, done)
+
+
+def defer(run_id: int, *, why: str, until: datetime) -> bool:
+    """queued stays queued until `until`: the workspace has no free slot or budget."""
+    done = Run.objects.filter(pk=run_id, status=Status.QUEUED).update(
+        next_attempt_at=until,
+        error_kind=Run.ErrorKind.DEFERRED,
+        error_message=why,
+        card_note=why[:500],
+    )
+    return _touched(run_id, done)
+
+
+def undefer(workspace_id: int) -> list[int]:
+    """Deferred runs of the workspace may be claimed now. Returns their ids."""
+    waiting = list(
+        Run.objects.filter(
+            workspace_id=workspace_id, status=Status.QUEUED, error_kind=Run.ErrorKind.DEFERRED
+        ).values_list("pk", flat=True)
+    )
+    Run.objects.filter(pk__in=waiting, status=Status.QUEUED).update(next_attempt_at=None)
+    return waiting
+
+
+def stamp_dispatch(run_id: int, *, now: datetime, due_before: datetime) -> bool:
+    """queued → queued, re-sent: only if it is still overdue (two sweepers send it once)."""
+    done = (
+        Run.objects.filter(pk=run_id, status=Status.QUEUED)
+        .filter(
+            Q(next_attempt_at__isnull=True, queued_at__lt=due_before)
+            | Q(next_attempt_at__lt=due_before)
+        )
+        .update(queued_at=now, next_attempt_at=None)
+    )
+    return bool(done)
+
+
+def start(run_id: int, *, user_id: int | None) -> bool:
+    """awaiting_approval → queued: a person started it."""
+    done = Run.objects.filter(pk=run_id, status=Status.AWAITING_APPROVAL).update(
+        status=Status.QUEUED, queued_at=timezone.now(), triggered_by_id=user_id, card_note=""
+    )
+    return _touched(run_id, done)
+
+
+def cancel(feature_id: int, *, message: str, note: str) -> list[tuple[int, str]]:
+    """Every active run of the card → cancelled. Returns [(run id, status it had)]."""
+    active = list(
+        Run.objects.select_for_update()
+        .filter(feature_id=feature_id, status__in=Run.ACTIVE_STATUSES)
+        .values_list("pk", "status")
+    )
+    if not active:
+        return []
+    Run.objects.filter(pk__in=[pk for pk, _ in active], status__in=Run.ACTIVE_STATUSES).update(
+        status=Status.CANCELLED,
+        finished_at=timezone.now(),
+        pipeline_next=[],
+        error_kind=Run.ErrorKind.CANCELLED,
+        error_message=message,
+        card_note=note[:500],
+    )
+    touch(feature_id)
+    return active
+
+
+def succeed(run_id: int, attempt: int) -> bool:
+    """running → succeeded (fenced). The outcome is written by :func:`record_outcome` in the
+    same transaction once gates are checked."""
+    done = Run.objects.filter(pk=run_id, status=Status.RUNNING, attempt=attempt).update(
+        status=Status.SUCCEEDED, heartbeat_at=timezone.now()
+    )
+    return _touched(run_id, done)
+
+
+def record_outcome(run_id: int, attempt: int, *, status: str, **fields: Any) -> bool:
+    """The completion's last write: succeeded stays succeeded or becomes failed (gates)."""
+    done = Run.objects.filter(pk=run_id, status=Status.SUCCEEDED, attempt=attempt).update(
+        status=status, finished_at=timezone.now(), **fields
+    )
+    return _touched(run_id, done)
+
+
+def fail(run_id: int, attempt: int, *, kind: str, message: str, note: str) -> bool:
+    """running → failed (fenced)."""
+    done = Run.objects.filter(pk=run_id, status=Status.RUNNING, attempt=attempt).update(
+        status=Status.FAILED,
+        finished_at=timezone.now(),
+        error_kind=kind,
+        error_message=message,
+        card_note=note[:500],
+    )
+    return _touched(run_id, done)
+
+
+def requeue(
+    run_id: int,
+    attempt: int,
+    *,
+    kind: str,
+    message: str,
+    note: str,
+    next_attempt_at: datetime | None = None,
+    stale_before: datetime | None = None,
+    **fields: Any,
+) -> bool:
+    """running → queued (fenced): a transient error's retry, or a lost worker's run.
+
+    With `stale_before`, only while the heartbeat is still older than that: a heartbeat that
+    landed after the sweep looked means the worker lives, and the run is left alone.
+    """
+    runs = Run.objects.filter(pk=run_id, status=Status.RUNNING, attempt=attempt)
+    if stale_before is not None:
+        runs = runs.filter(heartbeat_at__lt=stale_before)
+    done = runs.update(
+        status=Status.QUEUED,
+        queued_at=timezone.now(),
+        next_attempt_at=next_attempt_at,
+        worker_id="",
+        error_kind=kind,
+        error_message=message,
+        card_note=note[:500],
+        **fields,
+    )
+    return _touched(run_id, done)
+
+
+def fail_stale(
+    run_id: int, *, attempt: int, stale_before: datetime, message: str, note: str
+) -> bool:
+    """running → failed for a run whose worker is gone and whose attempts are used up."""
+    done = Run.objects.filter(
+        pk=run_id, status=Status.RUNNING, attempt=attempt, heartbeat_at__lt=stale_before
+    ).update(
+        status=Status.FAILED,
+        finished_at=timezone.now(),
+        error_kind=Run.ErrorKind.LOST,
+        error_message=message,
+        card_note=note[:500],
+    )
+    return _touched(run_id, done)
+
+
+def decide(run_id: int, decision: str, *, note: str = "", **fields: Any) -> bool:
+    """A result waiting for a decision (succeeded, pending) → accepted or rejected."""
+    done = Run.objects.filter(
+        pk=run_id, status=Status.SUCCEEDED, decision=Run.Decision.PENDING
+    ).update(decision=decision, card_note=note[:500], **fields)
+    return _touched(run_id, done)
+
+
+def reject_waiting(feature_id: int, *, note: str) -> int:
+    """Stop: the card's results waiting for a decision are rejected and their chain ended."""
+    done = Run.objects.filter(
+        feature_id=feature_id, status=Status.SUCCEEDED, decision=Run.Decision.PENDING
+    ).update(decision=Run.Decision.REJECTED, pipeline_next=[], card_note=note[:500])
+    if done:
+        touch(feature_id)
+    return done
