@@ -27,7 +27,10 @@ DB_FAULTS = (OperationalError, InterfaceError)
 
 
 def reset_connection() -> None:
-    """Drop this thread's connection so the next query opens a new one."""
+    """Drop this thread's connection so the next query opens a new one (not inside a
+    transaction someone else opened: its owner decides what happens to it)."""
+    if connection.in_atomic_block:
+        return
     with contextlib.suppress(*DB_FAULTS):
         connection.close()
 

@@ -182,7 +182,24 @@ def _execute(run: Run, claim: Claim) -> None:
                 level=RunLog.Level.WARNING,
             )
             return
-        output = _run_step(run, claim, step, index, len(steps), done)
+        try:
+            output = _run_step(run, claim, step, index, len(steps), done)
+        except DB_FAULTS as exc:
+            # The database, not the step, failed (e.g. reading its inputs, writing its log).
+            with_db_retry(
+                partial(
+                    engine.retry_later,
+                    run.pk,
+                    run.attempt,
+                    step_index=index,
+                    retry_count=step.retry_count,
+                    message=f"database unavailable: {exc}",
+                    retry_after=None,
+                ),
+                what=f"requeueing run {run.pk}",
+                interrupted=claim.cancelled,
+            )
+            return
         if output is None:
             return
         for key in USAGE_FIELDS:
@@ -382,20 +399,8 @@ def _run_step(
             )
         else:
             engine.fail_run(run.pk, run.attempt, str(exc))
-    except DB_FAULTS as exc:
-        # The database, not the step, failed (e.g. while writing the step's log): transient.
-        with_db_retry(
-            partial(
-                engine.retry_later,
-                run.pk,
-                run.attempt,
-                step_index=index,
-                retry_count=step.retry_count,
-                message=f"database unavailable: {exc}",
-                retry_after=None,
-            ),
-            what=f"requeueing run {run.pk}",
-        )
+    except DB_FAULTS:
+        raise  # the database failed, not the step: _execute requeues the run as transient
     except Exception as exc:
         logger.exception("step %s of run %s crashed", skill.slug, run.pk)
         engine.fail_run(run.pk, run.attempt, f"Internal error in {skill.slug}: {exc!r}")

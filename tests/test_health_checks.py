@@ -24,7 +24,9 @@ from django.utils import timezone
 
 from features import health, tasks
 from features.models import Feature, HealthCheckResult, StageTransition
+from pipeline import engine
 from pipeline.models import Run
+from skills.models import RecipeStep, Skill, StageRecipe
 from tests.conftest import Story
 from tests.factories import FeatureFactory
 
@@ -167,6 +169,62 @@ def test_a_failure_opens_an_incident_linked_to_the_feature_and_launches_it(
     assert (run.stage.key, run.status) == ("spec", Run.Status.QUEUED)
     incident.refresh_from_db()
     assert incident.stage.key == "spec"
+
+
+def test_an_incident_at_a_human_approval_stage_waits_for_start(
+    delivery_story: Story, server: ThreadingHTTPServer, no_enqueue: Any
+) -> None:
+    spec = delivery_story.workspace.stages.get(key="spec")
+    StageRecipe.objects.filter(stage=spec).update(automation=StageRecipe.Automation.HUMAN_APPROVAL)
+    server.status = 500  # type: ignore[attr-defined]
+    feature = live_card(delivery_story, {"type": "http", "url": url_of(server)})
+
+    with no_enqueue() as sent:
+        health.run_health_check(feature)
+
+    (incident,) = incidents(feature)
+    run = Run.objects.get(feature=incident)
+    # Launched by the health check, with nobody's approval: it waits like any such stage.
+    assert (run.stage.key, run.status, run.trigger, run.triggered_by) == (
+        "spec",
+        Run.Status.AWAITING_APPROVAL,
+        Run.Trigger.HEALTH_CHECK,
+        None,
+    )
+    assert run.logs.filter(message__startswith="Launched by a failing health check").exists()
+    assert (incident.status, incident.status_note) == (
+        Feature.Status.AWAITING_APPROVAL,
+        "Spec waits for someone to start it",
+    )
+    assert not [c for c in sent if getattr(c, "func", None) is engine.enqueue]
+
+    with no_enqueue():
+        engine.start_run(run, delegate := delivery_story.teammate)
+    run.refresh_from_db()
+    assert (run.status, run.triggered_by) == (Run.Status.QUEUED, delegate)
+
+
+def test_an_incident_whose_stage_uses_unvetted_skills_waits_for_start(
+    delivery_story: Story, server: ThreadingHTTPServer, no_enqueue: Any
+) -> None:
+    spec = delivery_story.workspace.stages.get(key="spec")
+    step = RecipeStep.objects.filter(recipe__stage=spec).select_related("skill").first()
+    assert step is not None
+    unvetted = Skill.objects.get(pk=step.skill_id)
+    unvetted.pk, unvetted.trust = None, Skill.Trust.COMMUNITY
+    unvetted.workspace, unvetted.version = delivery_story.workspace, unvetted.version + 1
+    unvetted.save()
+    RecipeStep.objects.filter(pk=step.pk).update(skill=unvetted)
+    server.status = 500  # type: ignore[attr-defined]
+    feature = live_card(delivery_story, {"type": "http", "url": url_of(server)})
+
+    with no_enqueue():
+        health.run_health_check(feature)
+
+    (incident,) = incidents(feature)
+    run = Run.objects.get(feature=incident)
+    assert run.status == Run.Status.AWAITING_APPROVAL
+    assert "unvetted skill" in incident.status_note
 
 
 def test_three_failures_open_one_incident(

@@ -21,7 +21,7 @@ from features.markdown import render_markdown
 from features.models import Artifact, Feature, Membership
 from features.views.common import HtmxHttpRequest, with_toast
 from pipeline import card_queries as queries
-from pipeline.models import Run, RunLog
+from pipeline.models import Generation, Run, RunLog
 from pipeline.views.rerun import diff_links
 from skills.validation import artifact_key
 
@@ -98,10 +98,37 @@ def _page(feature: Feature, membership: Membership) -> dict[str, Any]:
         "last_seq": lines[-1].seq if lines else 0,
         "form": _edit_form(feature),
         "rerun_diffs": diff_links(runs, page["artifacts"]),
+        "generations": generation_changes(feature),
         "rerun_inputs": sorted(
             {artifact_key(a.name) for a in page["artifacts"] if a.kind == Artifact.Kind.DOCUMENT}
         ),
     }
+
+
+@dataclass
+class GenerationChange:
+    """One generation of a card's generated children, as the card page tells it."""
+
+    generation: Generation
+    added: list[tuple[int, str]]
+    updated: list[tuple[int, str]]
+    removed: list[tuple[int, str]]
+
+
+def generation_changes(feature: Feature, limit: int = 5) -> list[GenerationChange]:
+    """What each of the card's latest generated lists changed (two queries)."""
+    generations = list(
+        Generation.objects.filter(parent=feature).select_related("stage").order_by("-id")[:limit]
+    )
+    ids = {pk for g in generations for pk in (*g.added, *g.updated, *g.removed)}
+    titles = dict(Feature.objects.filter(pk__in=ids).values_list("pk", "title"))
+
+    def named(pks: list[int]) -> list[tuple[int, str]]:
+        return [(pk, titles[pk]) for pk in pks if pk in titles]
+
+    return [
+        GenerationChange(g, named(g.added), named(g.updated), named(g.removed)) for g in generations
+    ]
 
 
 def _edit_form(feature: Feature) -> EditFeatureForm:

@@ -1,0 +1,203 @@
+"""Generated work is keyed by the work: a rerun, a retry after a failed gate or a re-entry of the
+stage reconciles with the cards made before, never adds a second set."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.urls import reverse
+
+from features.actions import do_update_feature
+from features.models import Dependency, Feature
+from pipeline import engine
+from pipeline.engine.generation import QUESTIONS_KEY, reconcile
+from pipeline.models import Generation, Run
+from skills.models import Gate
+from tests.conftest import Story
+from tests.engine_helpers import card, chain, stage
+
+pytestmark = pytest.mark.django_db
+
+
+def task_cards(feature: Feature) -> list[Feature]:
+    return list(
+        feature.children.exclude(source_key=QUESTIONS_KEY)
+        .select_related("stage")
+        .order_by("source_index", "id")
+    )
+
+
+def ids(cards: list[Feature]) -> list[int]:
+    return [c.pk for c in cards]
+
+
+@pytest.fixture
+def finished(story: Story, eager: Any) -> Feature:
+    """A quick pipeline that ran: architecture → tasks, the card in Done with its tasks."""
+    feature = card(story.workspace)
+    with eager():
+        engine.launch_pipeline(feature, story.owner)
+    feature.refresh_from_db()
+    assert feature.stage.key == "done"
+    return feature
+
+
+def test_a_rerun_with_the_same_list_keeps_the_same_cards(
+    story: Story, eager: Any, finished: Feature
+) -> None:
+    before = ids(task_cards(finished))
+    tasks_run = next(r for r in chain(finished) if r.stage.key == "tasks")
+
+    with eager():
+        engine.rerun_run(tasks_run, story.owner, feedback="Same list, please.")
+
+    assert ids(task_cards(finished)) == before
+    latest = Generation.objects.filter(parent=finished).order_by("-number").first()
+    assert latest is not None
+    assert (latest.number, sorted(latest.kept), latest.added, latest.removed) == (
+        2,
+        sorted(before),
+        [],
+        [],
+    )
+
+
+def test_a_retry_after_the_tasks_gate_failed_makes_one_set(story: Story, eager: Any) -> None:
+    tasks = stage(story.workspace, "tasks")
+    gate = Gate.objects.create(
+        recipe=tasks.recipe,
+        name="tasks.json names an owner",
+        type=Gate.Type.CONTENT_CHECK,
+        config={"file": "tasks.json", "required_sections": ["Owner"]},
+        failure_message="The task list names no owner.",
+    )
+    feature = card(story.workspace)
+    with eager():
+        engine.launch_pipeline(feature, story.owner)
+    failed = chain(feature)[-1]
+    assert (failed.stage.key, failed.status, failed.error_kind) == ("tasks", "failed", "gate")
+    # The gates decide first: a list that failed them makes no cards.
+    assert task_cards(feature) == []
+
+    gate.delete()
+    with eager():
+        engine.retry_run(failed, story.owner)
+    first = ids(task_cards(feature))
+    with eager():
+        engine.rerun_run(chain(feature)[-1], story.owner)
+
+    assert 3 <= len(first) <= 6
+    assert ids(task_cards(feature)) == first
+
+
+def test_moving_a_done_card_back_into_the_tasks_stage_makes_no_second_set(
+    story: Story, eager: Any, finished: Feature
+) -> None:
+    before = ids(task_cards(finished))
+
+    with eager():
+        engine.move_feature(finished, stage(story.workspace, "tasks"), user=story.owner)
+
+    finished.refresh_from_db()
+    assert finished.stage.key == "done"  # the stage ran again and passed its gates
+    assert [r.stage.key for r in chain(finished)].count("tasks") == 2
+    assert ids(task_cards(finished)) == before
+    assert Dependency.objects.filter(feature__parent=finished).count() == len(
+        {(d.feature_id, d.depends_on_id) for d in Dependency.objects.filter(feature__in=before)}
+    )
+
+
+def items(*titles: str, **depends: list[int]) -> list[dict[str, Any]]:
+    return [
+        {"title": t, "description": f"About {t}.", "depends_on": depends.get(f"d{i}", [])}
+        for i, t in enumerate(titles)
+    ]
+
+
+def test_reconcile_keeps_what_people_touched_adds_new_items_and_marks_the_gone(
+    story: Story,
+) -> None:
+    parent = card(story.workspace, "Checkout")
+    tasks, todo = stage(story.workspace, "tasks"), stage(story.workspace, "todo")
+    kw: dict[str, Any] = {"run": None, "kind": Feature.Kind.TASK, "landing": todo}
+    first = reconcile(parent, tasks, items("API", "UI", "Docs", "Tests", d1=[0]), **kw)
+    api, ui, docs, tests = task_cards(parent)
+    engine.move_feature(ui, stage(story.workspace, "doing"), user=story.teammate)
+    do_update_feature(docs, expected_version=docs.version, title="Docs (mine)")
+
+    second_list = items("api", "UI", "Docs", "Search", d1=[0], d3=[1])
+    for item in second_list:
+        item["description"] += " Revised."
+    second = reconcile(parent, tasks, second_list, **kw)
+
+    assert (first.number, second.number) == (1, 2)
+    assert second.updated == [api.pk]  # untouched: takes the new text
+    assert second.kept == [ui.pk, docs.pk]  # moved / edited by a person: as they were
+    assert second.removed == [tests.pk]
+    (search,) = [c for c in task_cards(parent) if c.pk in second.added]
+    assert search.title == "Search"
+    cards = {c.pk: c for c in task_cards(parent)}
+    assert cards[api.pk].description == "About api. Revised."
+    assert cards[ui.pk].stage.key == "doing"
+    assert cards[ui.pk].description == "About UI."
+    assert cards[docs.pk].title == "Docs (mine)"
+    assert cards[tests.pk].source_removed_at is not None  # marked, not deleted
+    assert set(Dependency.objects.values_list("feature_id", "depends_on_id")) == {
+        (ui.pk, api.pk),
+        (search.pk, ui.pk),
+    }
+    # Search waits for UI, which is not done: blocked, derived from its dependency.
+    assert cards[search.pk].status == Feature.Status.BLOCKED
+
+    third = reconcile(parent, tasks, items("API", "UI", "Docs", "Tests"), **kw)
+
+    assert third.updated == [api.pk, tests.pk]  # Tests is back in the list
+    assert Feature.objects.get(pk=tests.pk).source_removed_at is None
+    assert len(task_cards(parent)) == 5
+
+
+def test_a_list_with_a_dependency_cycle_is_refused_with_a_clear_message(
+    story: Story, no_enqueue: Any
+) -> None:
+    feature = card(story.workspace, at="tasks")
+    with no_enqueue():
+        run = engine.launch_pipeline(feature, story.owner).run
+        claimed = engine.claim_run(run.pk, "worker/1")
+    assert claimed is not None
+    cyclic = items("Schema", "API", "UI", d0=[2], d1=[0], d2=[1])
+    step = engine.StepResult(
+        skill="generate-tasks",
+        version=1,
+        output="tasks",
+        artifact_name="tasks.json",
+        text="{}",
+        data={"tasks": cyclic},
+        metrics={},
+    )
+
+    assert engine.complete_run(run.pk, claimed.attempt, [step], {})
+
+    run.refresh_from_db()
+    assert (run.status, run.error_kind) == (Run.Status.FAILED, Run.ErrorKind.GATE)
+    assert "dependency cycle: “Schema” → “UI” → “API” → “Schema”" in run.error_message
+    assert task_cards(feature) == []
+    feature.refresh_from_db()
+    assert feature.status == Feature.Status.FAILED
+    assert "dependency cycle" in feature.status_note
+
+
+def test_the_card_page_shows_what_changed(story: Story, eager: Any, finished: Feature) -> None:
+    doomed = task_cards(finished)[-1]
+    Feature.objects.filter(pk=doomed.pk).update(source_key="title:an item the model dropped")
+    tasks_run = next(r for r in chain(finished) if r.stage.key == "tasks")
+    with eager():
+        engine.rerun_run(tasks_run, story.owner)
+
+    page = story.client_for(story.viewer).get(reverse("features:detail", args=[finished.pk]))
+
+    html = page.content.decode()
+    assert "What changed" in html
+    assert "Tasks list 2" in html
+    assert "no longer in the list" in html
+    assert f'added <a href="/features/{task_cards(finished)[-1].pk}/">' in html
