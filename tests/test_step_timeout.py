@@ -39,7 +39,7 @@ class HungProvider:
 def hung(settings: Any) -> Iterator[HungProvider]:
     settings.RUNWAY_STEP_GRACE_SECONDS = 0.5
     provider = HungProvider()
-    register_provider(provider)  # type: ignore[arg-type]
+    register_provider(provider)
     yield provider
     provider.release.set()
     _PROVIDERS.pop("hung", None)
