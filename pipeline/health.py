@@ -1,14 +1,16 @@
-"""Liveness of the parts a pipeline needs: database, broker, workers."""
+"""Liveness of the parts a pipeline needs: database, broker, workers, and the recovery sweeps."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import redis
 from django.conf import settings
 from django.db import connection
+from django.utils import timezone
 
-from pipeline.models import Run, WorkerHeartbeat
+from pipeline.models import Run, Sweep, WorkerHeartbeat
 
 
 def check_database() -> dict[str, Any]:
@@ -62,12 +64,41 @@ def check_workers() -> dict[str, Any]:
     }
 
 
+def check_sweeps(now: datetime | None = None) -> dict[str, Any]:
+    """When a sweeper (beat or a worker) last finished the recovery sweeps; not ok when that
+    is longer ago than ``RUNWAY_SWEEP_LATE_SECONDS``, or never."""
+    now = now or timezone.now()
+    try:
+        row = Sweep.objects.filter(name="recovery").values("finished_at", "by").first()
+    except Exception as exc:
+        return {"ok": False, "error": str(exc)}
+    last = row["finished_at"] if row else None
+    late_after = settings.RUNWAY_SWEEP_LATE_SECONDS
+    age = (now - last).total_seconds() if last is not None else None
+    report: dict[str, Any] = {
+        "ok": age is not None and age <= late_after,
+        "last_ran_at": last.isoformat() if last is not None else None,
+        "seconds_ago": round(age, 1) if age is not None else None,
+        "late_after_seconds": late_after,
+        "by": row["by"] if row else "",
+    }
+    if not report["ok"]:
+        report["error"] = (
+            "the recovery sweeps have never run: start beat or a worker"
+            if last is None
+            else f"the recovery sweeps last ran {age:.0f} s ago: start beat or a worker"
+        )
+    return report
+
+
 def health_report() -> dict[str, Any]:
     database = check_database()
+    no_database = {"ok": False, "error": "no database"}
     report: dict[str, Any] = {
         "database": database,
         "broker": check_broker(),
-        "workers": check_workers() if database["ok"] else {"ok": False, "error": "no database"},
+        "workers": check_workers() if database["ok"] else no_database,
+        "sweeps": check_sweeps() if database["ok"] else no_database,
     }
     report["ok"] = all(part["ok"] for part in list(report.values()))
     return report

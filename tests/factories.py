@@ -9,6 +9,7 @@ from django.contrib.auth.models import User
 
 from features.actions import do_add_member, do_create_workspace
 from features.models import Feature, Membership, Stage, Workspace
+from pipeline.models import Run
 
 
 class UserFactory(factory.django.DjangoModelFactory[User]):
@@ -64,3 +65,15 @@ class FeatureFactory(factory.django.DjangoModelFactory[Feature]):
         lambda f: f.workspace.stages.filter(board=Stage.Board.FEATURE).order_by("position").first()
     )
     position = factory.Sequence(lambda n: n)
+
+
+class RunFactory(factory.django.DjangoModelFactory[Run]):
+    """A run of the card's current stage; pass `status` and times as the story needs."""
+
+    class Meta:
+        model = Run
+
+    feature = factory.SubFactory(FeatureFactory)
+    workspace = factory.LazyAttribute(lambda r: r.feature.workspace)
+    stage = factory.LazyAttribute(lambda r: r.feature.stage)
+    status = Run.Status.SUCCEEDED

@@ -8,7 +8,8 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
-from pipeline.models import WorkerHeartbeat
+from pipeline import engine
+from pipeline.models import Sweep, WorkerHeartbeat
 
 
 def _heartbeat(worker_id: str = "celery@box", **kwargs) -> WorkerHeartbeat:
@@ -24,6 +25,13 @@ def _get() -> tuple[int, dict]:
 
 
 pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def _swept(request: pytest.FixtureRequest) -> None:
+    # The sweeps ran a moment ago, unless a test says otherwise.
+    if "not_swept" not in request.keywords:
+        engine.sweep_if_due("beat")
 
 
 def test_it_reports_database_broker_and_workers():
@@ -96,3 +104,37 @@ def test_it_is_not_cached():
 
 def test_it_refuses_post():
     assert Client().post("/healthz").status_code == 405
+
+
+@pytest.mark.not_swept
+def test_it_fails_when_the_sweeps_never_ran():
+    _heartbeat(last_seen=timezone.now())
+
+    status, report = _get()
+
+    assert status == 503
+    assert report["sweeps"]["ok"] is False
+    assert report["sweeps"]["last_ran_at"] is None
+    assert "never run" in report["sweeps"]["error"]
+
+
+@pytest.mark.not_swept
+def test_it_fails_when_the_sweeps_are_late_and_passes_when_a_worker_ran_them(settings):
+    _heartbeat(last_seen=timezone.now())
+    Sweep.objects.create(
+        name="recovery",
+        started_at=timezone.now(),
+        finished_at=timezone.now() - timedelta(minutes=5),
+    )
+
+    late_status, late = _get()
+    Sweep.objects.all().update(started_at=timezone.now() - timedelta(minutes=5))
+    engine.sweep_if_due("w1@box")
+    status, report = _get()
+
+    assert late_status == 503
+    assert late["sweeps"]["seconds_ago"] >= 299
+    assert "the recovery sweeps last ran" in late["sweeps"]["error"]
+    assert status == 200
+    assert report["sweeps"]["ok"] is True
+    assert report["sweeps"]["by"] == "w1@box"

@@ -25,11 +25,20 @@ from pipeline.engine.locks import lock_card_of_run
 from pipeline.engine.runs import enqueue
 from pipeline.engine.worker import give_up_lost
 from pipeline.health import broker_backlog
+from pipeline.health import check_sweeps as sweep_status
 from pipeline.models import Run, RunLog, Sweep
 from pipeline.runlog import append_log
 
 Status = Run.Status
-RECOVERY = "recovery"
+RECOVERY = "recovery"  # the Sweep row's name (pipeline.health reads it too)
+
+__all__ = [
+    "dispatch_stale_queued",
+    "requeue_lost",
+    "rescue_stale_running",
+    "sweep_if_due",
+    "sweep_status",
+]
 
 
 def dispatch_stale_queued(older_than: timedelta | None = None) -> int:
@@ -157,19 +166,3 @@ def sweep_if_due(by: str, *, now: datetime | None = None) -> dict[str, Any] | No
         finished_at=timezone.now(), result=result
     )
     return result
-
-
-def sweep_status(now: datetime | None = None) -> dict[str, Any]:
-    """When the sweeps last finished and whether that is late (``RUNWAY_SWEEP_LATE_SECONDS``)."""
-    now = now or timezone.now()
-    row = Sweep.objects.filter(name=RECOVERY).values("finished_at", "by").first()
-    last = row["finished_at"] if row else None
-    late_after = settings.RUNWAY_SWEEP_LATE_SECONDS
-    age = (now - last).total_seconds() if last is not None else None
-    return {
-        "ok": age is not None and age <= late_after,
-        "last_ran_at": last.isoformat() if last is not None else None,
-        "seconds_ago": round(age, 1) if age is not None else None,
-        "late_after_seconds": late_after,
-        "by": row["by"] if row else "",
-    }
