@@ -7,6 +7,7 @@ import pytest
 from features.models import Artifact, Dependency, Feature, Workspace
 from pipeline import engine
 from pipeline.models import Run
+from skills.models import RecipeStep
 from tests.engine_helpers import card, chain
 
 
@@ -147,3 +148,48 @@ def test_it_resumes_inside_a_recipe_after_the_steps_that_succeeded(delivery_stor
     messages = list(run.logs.values_list("message", flat=True))
     assert not any(m.startswith("Step 1/2") for m in messages)
     assert any(m.startswith("Step 2/2: generate-tasks") for m in messages)
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        pytest.param({"params": {"tone": "terse"}}, id="a step's settings changed"),
+        pytest.param("swap", id="the steps were reordered"),
+    ],
+)
+def test_a_resume_after_the_recipe_changed_reruns_the_steps_that_no_longer_fit(
+    delivery_story, eager, edit
+):
+    """Saved results belong to the step that made them, not to a position in the recipe."""
+    workspace = delivery_story.workspace
+    feature = card(
+        workspace,
+        at="spec-review",
+        description="Spec is written. [offline:fail=permanent@generate-tasks]",
+    )
+    with eager():
+        engine.launch_pipeline(feature, delivery_story.owner)
+    failed = chain(feature)[-1]
+    assert failed.step_index == 1
+    steps = RecipeStep.objects.filter(
+        recipe__stage__key="spec-review", recipe__stage__workspace=workspace
+    )
+    if edit == "swap":
+        first, second = steps.order_by("order")
+        RecipeStep.objects.filter(pk=first.pk).update(order=3)
+        RecipeStep.objects.filter(pk=second.pk).update(order=1)
+    else:
+        steps.filter(order=steps.order_by("order").first().order).update(**edit)
+
+    Feature.objects.filter(pk=feature.pk).update(description="Spec is written.")
+    with eager():
+        resumed = engine.launch_pipeline(feature, delivery_story.owner)
+
+    run = Run.objects.get(pk=resumed.run.pk)
+    assert run.status == Run.Status.SUCCEEDED
+    messages = list(run.logs.values_list("message", flat=True))
+    assert any("0 of 1 saved step result(s) still fit" in m for m in messages)
+    assert any(m.startswith("Step 1/2") for m in messages)  # run again, not carried
+    assert [s["skill"] for s in run.result["steps"]] == [
+        s.skill.slug for s in steps.select_related("skill").order_by("order")
+    ]
