@@ -148,14 +148,29 @@ class RecipeSettings:
     model: str
     enabled: bool
 
+    @classmethod
+    def of(cls, recipe: StageRecipe) -> RecipeSettings:
+        return cls(
+            automation=recipe.automation,
+            on_fail=recipe.on_fail,
+            provider=recipe.provider,
+            model=recipe.model,
+            enabled=recipe.enabled,
+        )
+
 
 def do_save_recipe(
     recipe: StageRecipe,
     settings: RecipeSettings,
-    steps: Sequence[StepDraft],
-    gates: Sequence[GateDraft],
+    steps: Sequence[StepDraft] | None = None,
+    gates: Sequence[GateDraft] | None = None,
 ) -> Validation:
-    """Replace the recipe's settings, steps and gates, if validation finds no error."""
+    """Save a stage's recipe: the one writer for recipes (editor, API, admin).
+
+    `steps` / `gates` None keep them as they are. Nothing is written when validation finds an
+    error; changing the steps or gates of a stage with runs in progress is refused too
+    (``busy``: those runs read them), while its settings may change at any time.
+    """
     check = validate_recipe(
         recipe,
         automation=settings.automation,
@@ -170,42 +185,54 @@ def do_save_recipe(
         if recipe.pk is None:  # a stage's first recipe
             recipe = StageRecipe.objects.create(stage=recipe.stage, **vars(settings))
         recipe = StageRecipe.objects.select_for_update().select_related("stage").get(pk=recipe.pk)
-        if Run.objects.filter(stage=recipe.stage, status__in=Run.ACTIVE_STATUSES).exists():
+        current_steps = [
+            StepDraft.of(s) for s in recipe.steps.select_related("skill").order_by("order")
+        ]
+        current_gates = [GateDraft.of(g) for g in recipe.gates.order_by("order", "id")]
+        new_steps = steps is not None and list(steps) != current_steps
+        new_gates = gates is not None and list(gates) != current_gates
+        if (new_steps or new_gates) and Run.objects.filter(
+            stage=recipe.stage, status__in=Run.ACTIVE_STATUSES
+        ).exists():
             check.errors.append(
-                f"{recipe.stage.name} has runs in progress; change its recipe when they end."
+                f"{recipe.stage.name} has runs in progress; change its steps and gates when "
+                "they end."
             )
+            check.busy = True
             return check
         for name, value in vars(settings).items():
             setattr(recipe, name, value)
         recipe.save()
-        recipe.steps.all().delete()
-        RecipeStep.objects.bulk_create(
-            RecipeStep(
-                recipe=recipe,
-                skill=step.skill,
-                order=order,
-                params=step.params,
-                input_mapping=step.input_mapping,
-                output_mapping=step.output_mapping,
-                provider=step.provider,
-                model=step.model,
-                timeout_seconds=step.timeout_seconds,
-                retry_count=step.retry_count,
+        if new_steps and steps is not None:
+            recipe.steps.all().delete()
+            RecipeStep.objects.bulk_create(
+                RecipeStep(
+                    recipe=recipe,
+                    skill=step.skill,
+                    order=order,
+                    params=step.params,
+                    input_mapping=step.input_mapping,
+                    output_mapping=step.output_mapping,
+                    provider=step.provider,
+                    model=step.model,
+                    timeout_seconds=step.timeout_seconds,
+                    retry_count=step.retry_count,
+                )
+                for order, step in enumerate(steps, start=1)
+                if step.skill is not None
             )
-            for order, step in enumerate(steps, start=1)
-            if step.skill is not None
-        )
-        recipe.gates.all().delete()
-        Gate.objects.bulk_create(
-            Gate(
-                recipe=recipe,
-                order=order,
-                name=gate.name,
-                type=gate.type,
-                config=gate.config,
-                required=gate.required,
-                failure_message=gate.failure_message,
+        if new_gates and gates is not None:
+            recipe.gates.all().delete()
+            Gate.objects.bulk_create(
+                Gate(
+                    recipe=recipe,
+                    order=order,
+                    name=gate.name,
+                    type=gate.type,
+                    config=gate.config,
+                    required=gate.required,
+                    failure_message=gate.failure_message,
+                )
+                for order, gate in enumerate(gates)
             )
-            for order, gate in enumerate(gates)
-        )
     return check

@@ -1,4 +1,9 @@
-"""The operator's console for the skills catalog and each stage's recipe."""
+"""The operator's console for the skills catalog and each stage's recipe.
+
+A recipe is saved with its steps and gates through ``skills.actions.do_save_recipe``, the
+writer the editor and the API use: the same validation, and no step change under a running
+stage. Steps and gates are edited on their recipe's page; their own lists are read-only.
+"""
 
 from __future__ import annotations
 
@@ -15,9 +20,9 @@ from django.utils import timezone
 from features.admin import operator
 from features.models import Workspace
 from skills import bundles
-from skills.actions import do_vet_skill
+from skills.actions import RecipeSettings, do_save_recipe, do_vet_skill
 from skills.models import Gate, RecipeStep, Skill, StageRecipe
-from skills.validation import GateDraft, gate_problem
+from skills.validation import GateDraft, StepDraft, gate_problem
 
 # A skill version is immutable once stored: past runs point at it and sync compares its checksum,
 # so a fix is a new version (edit the SKILL.md folder and sync), never an edit of this row.
@@ -178,6 +183,14 @@ class GateInline(admin.TabularInline):
     ordering = ("order", "id")
 
 
+def _rows(formset: BaseInlineFormSet) -> list[dict[str, Any]]:
+    return [
+        form.cleaned_data
+        for form in formset.forms
+        if form.cleaned_data and not form.cleaned_data.get("DELETE")
+    ]
+
+
 @admin.register(StageRecipe)
 class StageRecipeAdmin(admin.ModelAdmin):
     list_display = ("stage", "workspace", "automation", "on_fail", "provider", "model", "enabled")
@@ -192,23 +205,87 @@ class StageRecipeAdmin(admin.ModelAdmin):
     def workspace(self, obj: StageRecipe) -> Workspace:
         return obj.stage.workspace
 
+    def save_model(
+        self, request: HttpRequest, obj: StageRecipe, form: forms.ModelForm, change: bool
+    ) -> None:
+        """Nothing yet: the recipe is saved with its steps and gates in save_related."""
+
+    def save_related(
+        self,
+        request: HttpRequest,
+        form: forms.ModelForm,
+        formsets: list[BaseInlineFormSet],
+        change: bool,
+    ) -> None:
+        recipe: StageRecipe = form.instance
+        steps: list[StepDraft] | None = None
+        gates: list[GateDraft] | None = None
+        for formset in formsets:
+            # What the admin's change message reads (formset.save() is not called).
+            formset.new_objects, formset.changed_objects, formset.deleted_objects = [], [], []
+            if formset.model is RecipeStep:
+                rows = sorted(_rows(formset), key=lambda r: r.get("order") or 0)
+                steps = [
+                    StepDraft(
+                        slug=row["skill"].slug,
+                        skill=row["skill"],
+                        params=row.get("params") or {},
+                        input_mapping=row.get("input_mapping") or {},
+                        output_mapping=row.get("output_mapping") or {},
+                        provider=row.get("provider") or "",
+                        model=row.get("model") or "",
+                        timeout_seconds=row["timeout_seconds"],
+                        retry_count=row["retry_count"],
+                    )
+                    for row in rows
+                ]
+            elif formset.model is Gate:
+                rows = sorted(_rows(formset), key=lambda r: r.get("order") or 0)
+                gates = [
+                    GateDraft(
+                        name=row["name"],
+                        type=row["type"],
+                        config=row.get("config") or {},
+                        required=bool(row.get("required")),
+                        failure_message=row.get("failure_message") or "",
+                    )
+                    for row in rows
+                ]
+        saving = recipe
+        if recipe.pk is None:
+            saving = StageRecipe(stage=recipe.stage)
+        check = do_save_recipe(saving, RecipeSettings.of(recipe), steps, gates)
+        if check.errors:
+            self.message_user(request, f"Not saved: {' '.join(check.errors)}", messages.ERROR)
+            return
+        if recipe.pk is None:
+            recipe.pk = StageRecipe.objects.get(stage=recipe.stage).pk
+
+
+class ReadOnlyThroughRecipe(admin.ModelAdmin):
+    """Steps and gates change with their recipe (its page), never one by one."""
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
 
 @admin.register(RecipeStep)
-class RecipeStepAdmin(admin.ModelAdmin):
+class RecipeStepAdmin(ReadOnlyThroughRecipe):
     list_display = ("recipe", "order", "skill", "provider", "model", "timeout_seconds")
     list_filter = ("recipe__stage__workspace", "skill__slug")
     search_fields = ("skill__slug", "recipe__stage__key")
     list_select_related = ("recipe__stage__workspace", "skill")
-    autocomplete_fields = ("skill",)
-    raw_id_fields = ("recipe",)
-    form = RecipeStepForm
 
 
 @admin.register(Gate)
-class GateAdmin(admin.ModelAdmin):
+class GateAdmin(ReadOnlyThroughRecipe):
     list_display = ("name", "recipe", "type", "required", "order")
     list_filter = ("type", "required", "recipe__stage__workspace")
     search_fields = ("name", "recipe__stage__key")
     list_select_related = ("recipe__stage__workspace",)
-    raw_id_fields = ("recipe",)
-    form = GateForm

@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from django.contrib.auth.models import User
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError
 from django.db.models import Q, QuerySet
 from django.http import Http404, HttpRequest
 from ninja import Router, Schema
@@ -33,9 +33,8 @@ from features.api.base import (
     require_admin_somewhere,
     responses,
 )
-from pipeline.models import Run
 from skills import validation
-from skills.actions import do_edit_prompt, do_set_trust
+from skills.actions import RecipeSettings, do_edit_prompt, do_save_recipe, do_set_trust
 from skills.catalog import (
     LIBRARY_DIR,
     SkillFormatError,
@@ -43,7 +42,7 @@ from skills.catalog import (
     load_library,
     sync_definitions,
 )
-from skills.models import RecipeStep, Skill, StageRecipe
+from skills.models import Skill, StageRecipe
 from skills.validation import StepDraft
 
 router = Router()
@@ -370,6 +369,7 @@ def recipe_out(recipe: StageRecipe) -> dict[str, Any]:
 @dataclass
 class RecipeCheck:
     skills: list[Skill]
+    steps: list[StepDraft] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
 
@@ -406,34 +406,10 @@ def check_recipe(recipe: StageRecipe, change: RecipeUpdate | None = None) -> Rec
     )
     return RecipeCheck(
         skills=[s.skill for s in steps if s.skill is not None],
+        steps=steps,
         errors=result.errors,
         warnings=result.warnings,
     )
-
-
-def _replace_steps(recipe: StageRecipe, skills: list[Skill]) -> None:
-    # A skill that stays keeps its step's settings (params, mappings, timeout, retries).
-    kept: dict[str, RecipeStep] = {}
-    for step in recipe.steps.select_related("skill"):
-        kept.setdefault(step.skill.slug, step)
-    recipe.steps.all().delete()
-    steps = []
-    for order, skill in enumerate(skills, start=1):
-        old = kept.get(skill.slug)
-        step = RecipeStep(recipe=recipe, skill=skill, order=order)
-        if old is not None:
-            for name in (
-                "params",
-                "input_mapping",
-                "output_mapping",
-                "provider",
-                "model",
-                "timeout_seconds",
-                "retry_count",
-            ):
-                setattr(step, name, getattr(old, name))
-        steps.append(step)
-    RecipeStep.objects.bulk_create(steps)
 
 
 @router.get("/recipes", response=responses({200: list[RecipeOut]}, READ_ERRORS))
@@ -452,6 +428,9 @@ def get_recipe(request: HttpRequest, id: Id) -> dict[str, Any]:
     return recipe_out(_recipe_for(caller(request), id))
 
 
+ALL_SETTINGS = ("automation", "on_fail", "provider", "model", "enabled")
+
+
 @router.patch("/recipes/{id}", response=responses({200: RecipeOut}, WRITE_ERRORS))
 def update_recipe(request: HttpRequest, id: Id, payload: RecipeUpdate) -> dict[str, Any]:
     """Change a recipe (admins). Refused with 422 if validation finds errors."""
@@ -459,26 +438,20 @@ def update_recipe(request: HttpRequest, id: Id, payload: RecipeUpdate) -> dict[s
     check = check_recipe(recipe, payload)
     if check.errors:
         raise ApiError(422, "invalid_recipe", " ".join(check.errors), field="steps")
-    with transaction.atomic():
-        recipe = (
-            StageRecipe.objects.select_for_update()
-            .select_related("stage__workspace")
-            .get(pk=recipe.pk)
-        )
-        if payload.steps is not None:
-            if Run.objects.filter(stage=recipe.stage, status__in=Run.ACTIVE_STATUSES).exists():
-                raise ApiError(
-                    409,
-                    "stage_busy",
-                    f"{recipe.stage.name} has runs in progress; change its steps when they end.",
-                    field="steps",
-                )
-            _replace_steps(recipe, check.skills)
-        for name in ("automation", "on_fail", "provider", "model", "enabled"):
-            value = getattr(payload, name)
-            if value is not None:
-                setattr(recipe, name, value)
-        recipe.save()
+    current = RecipeSettings.of(recipe)
+    settings = RecipeSettings(
+        **{
+            name: getattr(current, name)
+            if getattr(payload, name) is None
+            else getattr(payload, name)
+            for name in vars(current)
+        }
+    )
+    saved = do_save_recipe(recipe, settings, check.steps if payload.steps is not None else None)
+    if saved.busy:
+        raise ApiError(409, "stage_busy", " ".join(saved.errors), field="steps")
+    if saved.errors:
+        raise ApiError(422, "invalid_recipe", " ".join(saved.errors), field="steps")
     return recipe_out(_recipe_for(caller(request), recipe.pk))
 
 

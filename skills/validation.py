@@ -29,6 +29,8 @@ def artifact_key(name: str) -> str:
 class Validation:
     errors: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    # The change is sound but the stage has runs in progress (a conflict, not bad input).
+    busy: bool = False
 
     @property
     def valid(self) -> bool:

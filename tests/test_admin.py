@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
 from django.contrib.messages import get_messages
 from django.db.models import Model
 from django.test import Client
-from django.urls import reverse
 from django.utils import timezone
 from pytest_django import DjangoAssertNumQueries, DjangoCaptureOnCommitCallbacks
 
@@ -28,6 +26,7 @@ from pipeline import engine
 from pipeline.models import Run, RunLog, WorkerHeartbeat
 from pipeline.runlog import append_log
 from skills.models import Gate, RecipeStep, Skill, StageRecipe
+from tests.admin_helpers import admin_url, form_data
 from tests.conftest import Story
 
 
@@ -101,29 +100,6 @@ ALL_MODELS: list[type[Model]] = [
     RunLog,
     WorkerHeartbeat,
 ]
-
-
-def admin_url(model: type[Model], view: str, *args: object) -> str:
-    meta = model._meta
-    return reverse(f"admin:{meta.app_label}_{meta.model_name}_{view}", args=args)
-
-
-def form_data(client: Client, url: str, **changes: Any) -> dict[str, Any]:
-    """What a browser would post back from the page unchanged, inlines included, plus `changes`."""
-    context = client.get(url).context
-    forms = [context["adminform"].form]
-    data: dict[str, Any] = {}
-    for inline in context["inline_admin_formsets"]:
-        formset = inline.formset
-        forms.append(formset.management_form)
-        forms.extend(formset.forms)
-    for form in forms:
-        for name in form.fields:
-            value = form[name].value()
-            if value is False or value is None:
-                continue
-            data[form.add_prefix(name)] = "on" if value is True else value
-    return data | changes
 
 
 # --- Every page renders -------------------------------------------------------------------------
@@ -382,4 +358,5 @@ def test_a_fully_automatic_recipe_refuses_an_unvetted_skill(console: Client, sto
 
     data["automation"] = StageRecipe.Automation.AUTO_NOTIFY
     assert console.post(url, data).status_code == 302
-    assert RecipeStep.objects.get(pk=step.pk).skill_id == unvetted.pk
+    # Saved through the recipe writer: the steps are the recipe's new ones.
+    assert recipe.steps.get().skill_id == unvetted.pk

@@ -68,10 +68,16 @@ def test_it_will_not_change_steps_under_a_running_stage(story, recipe, no_enqueu
     with no_enqueue():
         engine.launch_pipeline(card(story.workspace), story.owner)
 
-    response = patch(api_client(story.owner), recipe, steps=["write-architecture"])
+    response = patch(
+        api_client(story.owner), recipe, steps=["write-architecture", "write-architecture"]
+    )
+    unchanged = patch(api_client(story.owner), recipe, steps=["write-architecture"], model="m")
 
     assert response.status_code == 409
     assert error_of(response)["code"] == "stage_busy"
+    assert recipe.steps.count() == 1
+    # The same steps with new settings is no change to what the running stage reads.
+    assert unchanged.status_code == 200
 
 
 @pytest.mark.parametrize("who", ["teammate", "viewer"])

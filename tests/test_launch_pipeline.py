@@ -179,7 +179,7 @@ def test_a_resume_after_the_recipe_changed_reruns_the_steps_that_no_longer_fit(
         RecipeStep.objects.filter(pk=first.pk).update(order=3)
         RecipeStep.objects.filter(pk=second.pk).update(order=1)
     else:
-        steps.filter(order=steps.order_by("order").first().order).update(**edit)
+        steps.filter(pk=steps.order_by("order")[0].pk).update(**edit)
 
     Feature.objects.filter(pk=feature.pk).update(description="Spec is written.")
     with eager():
