@@ -58,3 +58,16 @@ def test_it_refuses_an_oversized_title(story):
 def test_viewers_cannot_create(story):
     response = post(story.client_for(story.viewer), title="Nope", kind="feature")
     assert response.status_code == 403
+
+
+def test_a_refused_launch_creates_nothing(story):
+    from skills.models import StageRecipe
+
+    StageRecipe.objects.filter(stage__workspace=story.workspace).update(enabled=False)
+    client = story.client_for(story.teammate)
+
+    response = post(client, title="Gift cards", kind="feature", launch="on")
+
+    assert response.status_code == 422
+    assert "Not created: Nothing to run" in response.content.decode()
+    assert not Feature.objects.filter(title="Gift cards").exists()

@@ -147,3 +147,22 @@ def test_raising_the_budget_resumes_the_runs_it_held(story, eager, no_enqueue):
     assert response.status_code == 200
     assert "1 waiting run(s) resumed" in response["HX-Trigger"]
     assert [r.status for r in chain(waiting)] == ["succeeded", "succeeded"]
+
+
+def test_the_admin_saves_settings_through_the_same_writer(story, no_enqueue):
+    from django.contrib.auth.models import User
+
+    from features.models import Workspace
+    from tests.admin_helpers import admin_url, form_data
+
+    root = User.objects.create_superuser("root", "root@example.com", "pw")
+    client = story.client_for(root)
+    url = admin_url(Workspace, "change", story.workspace.pk)
+
+    refused = client.post(url, form_data(client, url, max_concurrent_runs=1000))
+    saved = client.post(url, form_data(client, url, max_concurrent_runs=7))
+
+    assert refused.status_code == 200
+    assert "Max concurrent runs is 1 to 100." in refused.content.decode()
+    assert saved.status_code == 302
+    assert Workspace.objects.get(pk=story.workspace.pk).max_concurrent_runs == 7

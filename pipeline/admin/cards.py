@@ -16,10 +16,11 @@ from django.forms import ModelChoiceField
 from django.http import HttpRequest
 
 from features import events
-from features.actions import do_create_feature, do_create_workspace
+from features.actions import do_create_workspace
 from features.admin import ReadOnlyInline, adopt, narrow_stage_choices, operator
 from features.models import Artifact, Feature, Membership, Stage, StageTransition, Workspace
 from pipeline import engine
+from pipeline.engine.workspace_settings import clean_setting
 from pipeline.models import Run
 
 # --- Workspaces ---------------------------------------------------------------------------------
@@ -48,8 +49,28 @@ class StageInline(admin.TabularInline):
         return super().get_queryset(request).select_related("workspace")
 
 
+class WorkspaceAdminForm(forms.ModelForm):
+    class Meta:
+        model = Workspace
+        fields = ("name", "slug", "template", *engine.WORKSPACE_SETTINGS)
+
+    def clean(self) -> dict[str, Any]:
+        cleaned: dict[str, Any] = super().clean() or {}
+        if self.instance.pk is None:
+            return cleaned
+        # The settings writer's own rules, so a refused value is a form error, not a crash.
+        for name in set(self.changed_data) & set(engine.WORKSPACE_SETTINGS):
+            if name in cleaned:
+                try:
+                    clean_setting(self.instance, name, cleaned[name])
+                except engine.EngineError as exc:
+                    self.add_error(name, str(exc))
+        return cleaned
+
+
 @admin.register(Workspace)
 class WorkspaceAdmin(admin.ModelAdmin):
+    form = WorkspaceAdminForm
     list_display = ("name", "slug", "template", "automation_mode", "stop_stage")
     list_filter = ("template", "automation_mode")
     search_fields = ("name", "slug")
@@ -85,23 +106,17 @@ class WorkspaceAdmin(admin.ModelAdmin):
         self, request: HttpRequest, obj: Workspace, form: forms.ModelForm, change: bool
     ) -> None:
         if change:
-            super().save_model(request, obj, form, change)
-            # A raised (or removed) budget or run limit lets held runs go on now, not later.
-            raised = any(
-                name in form.changed_data
-                and (
-                    getattr(obj, name) is None
-                    or (
-                        form.initial.get(name) is not None
-                        and getattr(obj, name) > form.initial[name]
-                    )
-                )
-                for name in ("monthly_budget_usd", "max_concurrent_runs")
+            # Settings go through the writer the settings page uses (held runs resume when the
+            # budget or run limit goes up); name and slug are the admin's own.
+            settings = [n for n in form.changed_data if n in engine.WORKSPACE_SETTINGS]
+            others = [n for n in form.changed_data if n not in engine.WORKSPACE_SETTINGS]
+            if others:
+                obj.save(update_fields=others)
+            resumed = engine.update_workspace_settings(
+                obj, {name: form.cleaned_data[name] for name in settings}
             )
-            if raised:
-                resumed = engine.resume_deferred(obj)  # sends them after the admin's commit
-                if resumed:
-                    self.message_user(request, f"{resumed} waiting run(s) resumed.")
+            if resumed:
+                self.message_user(request, f"{resumed} waiting run(s) resumed.")
             return
         created = do_create_workspace(
             name=obj.name, slug=obj.slug, template=obj.template, owner=operator(request)
@@ -263,7 +278,7 @@ class FeatureAdmin(admin.ModelAdmin):
     ) -> None:
         user = operator(request)
         if not change:
-            created = do_create_feature(
+            created = engine.create_feature(
                 obj.workspace,
                 title=obj.title,
                 user=user,
@@ -272,7 +287,7 @@ class FeatureAdmin(admin.ModelAdmin):
                 parent=obj.parent,
                 stage=obj.stage if obj.stage_id is not None else None,
             )
-            adopt(obj, created)
+            adopt(obj, created.feature)
             return
         edited = [name for name in form.changed_data if name != "stage"]
         if edited:

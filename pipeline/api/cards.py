@@ -9,14 +9,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from django.db import transaction
 from django.db.models import OuterRef, QuerySet, Subquery
 from django.http import HttpRequest
 from ninja import Query, Router, Schema, Status
 from pydantic import Field
 
 from features.access import get_feature, get_workspace, workspaces_for
-from features.actions import FeatureError, do_create_feature, do_update_feature
+from features.actions import FeatureError, do_update_feature
 from features.api.base import (
     LAUNCH_ERRORS,
     READ_ERRORS,
@@ -263,23 +262,20 @@ def create_feature(request: HttpRequest, payload: FeatureCreate) -> Status[dict[
     stage = _stage(workspace, payload.stage) if payload.stage else None
     if payload.launch:
         check_launch_rate(user)
-    launched = None
-    # One transaction: a launch that is refused leaves no card behind.
-    with transaction.atomic():
-        try:
-            feature = do_create_feature(
-                workspace,
-                title=payload.title,
-                description=payload.description,
-                kind=payload.kind,
-                parent=parent,
-                stage=stage,
-                user=user,
-            )
-        except FeatureError as exc:
-            raise ApiError(422, "invalid", str(exc)) from exc
-        if payload.launch:
-            launched = engine.launch_pipeline(feature, user)
+    try:
+        created = engine.create_feature(
+            workspace,
+            title=payload.title,
+            description=payload.description,
+            kind=payload.kind,
+            parent=parent,
+            stage=stage,
+            user=user,
+            launch=bool(payload.launch),
+        )
+    except FeatureError as exc:
+        raise ApiError(422, "invalid", str(exc)) from exc
+    feature, launched = created.feature, created.launched
     data: dict[str, Any] = feature_out(_fresh(feature.pk))
     if launched is not None:
         data["run_id"], data["pipeline"] = launched.run.pk, launched.pipeline

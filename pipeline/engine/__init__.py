@@ -21,8 +21,10 @@ from __future__ import annotations
 
 from pipeline.engine.admission import month_spend, resume_deferred
 from pipeline.engine.commands import (
+    Created,
     Launched,
     accept_run,
+    create_feature,
     launch_pipeline,
     move_feature,
     on_stage_entered,
@@ -52,9 +54,13 @@ from pipeline.engine.worker import (
     retry_later,
     still_running,
 )
+from pipeline.engine.workspace_settings import SETTINGS as WORKSPACE_SETTINGS
+from pipeline.engine.workspace_settings import update_workspace_settings
 
 __all__ = [
+    "WORKSPACE_SETTINGS",
     "AlreadyRunning",
+    "Created",
     "EngineError",
     "Launched",
     "NothingToRun",
@@ -64,6 +70,7 @@ __all__ = [
     "board_stages",
     "claim_run",
     "complete_run",
+    "create_feature",
     "dispatch_stale_queued",
     "enqueue",
     "entry_status",
@@ -87,4 +94,5 @@ __all__ = [
     "stop_pipeline",
     "sweep_if_due",
     "sweep_status",
+    "update_workspace_settings",
 ]

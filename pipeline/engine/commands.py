@@ -13,7 +13,12 @@ from typing import Any
 from django.contrib.auth.models import User
 from django.db import transaction
 
-from features.actions import FeatureError, blocking_dependencies, do_move_feature
+from features.actions import (
+    FeatureError,
+    blocking_dependencies,
+    do_create_feature,
+    do_move_feature,
+)
 from features.models import Feature, Stage, Workspace
 from pipeline.engine import transitions
 from pipeline.engine.card_state import engine_transaction, touch
@@ -114,6 +119,45 @@ def launch_pipeline(
             verb += " by a failing health check"
         append_log(run.pk, f"{verb}: {' → '.join(s.key for s in plan)}")
     return Launched(run=run, pipeline=[s.key for s in plan], resumed=resume_from is not None)
+
+
+@dataclass(frozen=True)
+class Created:
+    feature: Feature
+    launched: Launched | None
+
+
+def create_feature(
+    workspace: Workspace,
+    *,
+    title: str,
+    user: User | None,
+    description: str = "",
+    kind: str = Feature.Kind.FEATURE,
+    parent: Feature | None = None,
+    stage: Stage | None = None,
+    launch: bool = False,
+) -> Created:
+    """Create a card (and, with `launch`, start its pipeline): the one writer for new cards,
+    used by the board, the API, the CLI and the admin.
+
+    One transaction: a launch that is refused leaves no card behind. Raises FeatureError for a
+    card that cannot be made (title, kind, parent or stage) and EngineError when the launch is
+    refused.
+    """
+    with engine_transaction():
+        feature = do_create_feature(
+            workspace,
+            title=title,
+            user=user,
+            description=description,
+            kind=kind,
+            parent=parent,
+            stage=stage,
+        )
+        launched = launch_pipeline(feature, user) if launch else None
+    feature.refresh_from_db()
+    return Created(feature=feature, launched=launched)
 
 
 def on_stage_entered(feature: Feature, *, user: User | None) -> Run | None:

@@ -16,7 +16,7 @@ from django.template.loader import render_to_string
 from django.views.decorators.http import require_POST
 
 from features.access import get_feature, get_workspace
-from features.actions import FeatureError, do_create_feature
+from features.actions import FeatureError
 from features.models import Feature, Membership, Workspace
 from features.views.common import HtmxHttpRequest, with_toast
 from pipeline import card_queries as queries
@@ -148,21 +148,28 @@ def new_feature(request: HtmxHttpRequest, slug: str) -> HttpResponse:
             {"form": form, "workspace": workspace, "kinds": KIND_CHOICES},
             status=422,
         )
-    feature = do_create_feature(
-        workspace,
-        title=form.cleaned_data["title"],
-        description=form.cleaned_data["description"],
-        kind=form.cleaned_data["kind"],
-        user=request.user,
-    )
+    try:
+        created = engine.create_feature(
+            workspace,
+            title=form.cleaned_data["title"],
+            description=form.cleaned_data["description"],
+            kind=form.cleaned_data["kind"],
+            user=request.user,
+            launch=form.cleaned_data["launch"],
+        )
+    except (FeatureError, engine.EngineError) as exc:
+        # Nothing was created: the dialog stays open and says why.
+        form.add_error(None, f"Not created: {exc}")
+        return render(
+            request,
+            "features/board.html#new-feature-form",
+            {"form": form, "workspace": workspace, "kinds": KIND_CHOICES},
+            status=422,
+        )
+    feature = created.feature
     message, level = f"“{feature.title}” created", "success"
-    if form.cleaned_data["launch"]:
-        try:
-            engine.launch_pipeline(feature, request.user)
-            message, level = "Generating feature in background…", "info"
-        except engine.EngineError as exc:
-            message, level = f"Created, but not launched: {exc}", "warning"
-    feature.refresh_from_db()
+    if created.launched is not None:
+        message, level = "Generating feature in background…", "info"
     response = HttpResponse(render_columns(request, workspace, membership, {feature.stage_id}))
     response["HX-Reswap"] = "none"  # keep the form; the new card arrives as an out-of-band column
     return with_toast(

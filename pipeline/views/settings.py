@@ -1,8 +1,8 @@
 """A workspace's automation settings (owners and admins): what the engine reads at every run.
 
-Automation mode and stop stage decide how far a Launch goes (engine.plan_from); the run limit
-and the budget are checked when a worker claims a run (engine admission). Raising the budget
-sends the runs it held back at once.
+Saved through engine.update_workspace_settings, the writer the admin uses too: automation mode
+and stop stage decide how far a Launch goes, the run limit and the budget are checked at every
+claim, and raising either sends the runs they held back at once.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ from typing import Any
 
 from django import forms
 from django.contrib.auth.decorators import login_required
-from django.db import transaction
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
@@ -78,35 +77,25 @@ class WorkspaceSettingsForm(forms.ModelForm):
         return name
 
 
-def do_update_workspace_settings(form: WorkspaceSettingsForm) -> int:
-    """Save the settings; if the budget or the run limit went up, send the runs they held back
-    at once instead of at their next look. Returns how many were resumed."""
-    budget, limit = Workspace.objects.values_list("monthly_budget_usd", "max_concurrent_runs").get(
-        pk=form.instance.pk
-    )
-    with transaction.atomic():
-        workspace = form.save()
-        raised_budget = budget is not None and (
-            workspace.monthly_budget_usd is None or workspace.monthly_budget_usd > budget
-        )
-        if raised_budget or workspace.max_concurrent_runs > limit:
-            return engine.resume_deferred(workspace)
-    return 0
-
-
 @login_required
 @require_http_methods(["GET", "POST"])
 def workspace_settings(request: HtmxHttpRequest, slug: str) -> HttpResponse:
     workspace, membership = get_workspace(request.user, slug, admin=True)
     form = WorkspaceSettingsForm(request.POST or None, instance=workspace)
     if request.method == "POST" and form.is_valid():
-        resumed = do_update_workspace_settings(form)
-        if not request.htmx:
-            return redirect("features:settings", slug=workspace.slug)
-        note = f"Saved; {resumed} waiting run(s) resumed" if resumed else "Saved"
-        form = WorkspaceSettingsForm(instance=workspace)
-        response = render(request, "features/settings.html#settings-form", _context(form))
-        return with_toast(response, note, "success")
+        try:
+            resumed = engine.update_workspace_settings(
+                workspace, {name: form.cleaned_data[name] for name in form.changed_data}
+            )
+        except engine.EngineError as exc:
+            form.add_error(None, str(exc))
+        else:
+            if not request.htmx:
+                return redirect("features:settings", slug=workspace.slug)
+            note = f"Saved; {resumed} waiting run(s) resumed" if resumed else "Saved"
+            form = WorkspaceSettingsForm(instance=workspace)
+            response = render(request, "features/settings.html#settings-form", _context(form))
+            return with_toast(response, note, "success")
     template = "features/settings.html#settings-form" if request.htmx else "features/settings.html"
     status = 422 if form.errors else 200
     return render(request, template, {**_context(form), "membership": membership}, status=status)

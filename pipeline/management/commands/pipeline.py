@@ -15,7 +15,7 @@ from django.contrib.auth.models import User
 from django.core.management.base import BaseCommand, CommandError
 from django.db.models import Count
 
-from features.actions import FeatureError, do_create_feature
+from features.actions import FeatureError
 from features.models import Feature, Stage, Workspace
 from pipeline import engine
 from pipeline.models import Run
@@ -185,7 +185,7 @@ class Command(BaseCommand):
         if parent and options["workspace"] and options["workspace"] != workspace.slug:
             raise CommandError(f"Card #{parent.pk} belongs to workspace {workspace.slug}.")
         stage = self._stage(workspace, options["stage"]) if options["stage"] else None
-        feature = do_create_feature(
+        created = engine.create_feature(
             workspace,
             title=options["title"],
             description=options["description"],
@@ -193,13 +193,13 @@ class Command(BaseCommand):
             parent=parent,
             stage=stage,
             user=self.actor,
+            launch=options["launch"],
         )
+        feature = created.feature
         data = feature_dict(feature)
-        if options["launch"]:
-            launched = engine.launch_pipeline(feature, self.actor)
-            feature.refresh_from_db()  # the launch may have moved the card and set its status
-            data = feature_dict(feature)
-            data["run_id"], data["pipeline"] = launched.run.pk, launched.pipeline
+        if created.launched is not None:
+            data["run_id"] = created.launched.run.pk
+            data["pipeline"] = created.launched.pipeline
         self._emit(options, data, str(feature.pk))
 
     def do_launch(self, options: dict[str, Any]) -> None:

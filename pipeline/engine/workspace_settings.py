@@ -1,0 +1,98 @@
+"""Workspace settings: what the engine reads at every launch and claim.
+
+The one writer for them (the settings page, the admin): automation mode and stop stage decide
+how far a launch goes, the run limit and the budget are checked at every claim, and raising
+either sends the runs they held back at once instead of at their next look.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from django.db import transaction
+
+from features.models import Stage, Workspace
+from pipeline.engine.admission import resume_deferred
+from pipeline.engine.errors import EngineError
+
+SETTINGS = (
+    "automation_mode",
+    "stop_stage",
+    "max_concurrent_runs",
+    "monthly_budget_usd",
+    "default_provider",
+    "default_model",
+)
+MAX_CONCURRENT_RUNS = 100
+
+
+def clean_setting(workspace: Workspace, name: str, value: Any) -> Any:
+    """The value as stored, or EngineError saying what to fix."""
+    if name == "automation_mode":
+        if value not in Workspace.AutomationMode.values:
+            modes = ", ".join(Workspace.AutomationMode.values)
+            raise EngineError(f"Unknown automation mode {value!r}; use one of {modes}.")
+        return value
+    if name == "stop_stage":
+        if value is not None and (
+            not isinstance(value, Stage)
+            or value.workspace_id != workspace.pk
+            or value.board != Stage.Board.FEATURE
+        ):
+            raise EngineError("The stop stage must be a stage of this workspace's feature board.")
+        return value
+    if name == "max_concurrent_runs":
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise EngineError("Max concurrent runs is a whole number.")
+        if not 1 <= value <= MAX_CONCURRENT_RUNS:
+            raise EngineError(f"Max concurrent runs is 1 to {MAX_CONCURRENT_RUNS}.")
+        return value
+    if name == "monthly_budget_usd":
+        if value is None:
+            return None
+        try:
+            budget = Decimal(str(value))
+        except InvalidOperation:
+            raise EngineError("The monthly budget is an amount in USD, or empty.") from None
+        if budget < 0 or budget >= Decimal("1e8"):
+            raise EngineError("The monthly budget is 0 to 99,999,999.99 USD, or empty.")
+        return budget.quantize(Decimal("0.01"))
+    if name == "default_provider":
+        from pipeline.providers import get_provider
+        from pipeline.providers.base import PermanentProviderError
+
+        try:
+            get_provider(str(value).strip())
+        except PermanentProviderError as exc:
+            raise EngineError(str(exc)) from None
+        return str(value).strip()
+    if name == "default_model":
+        text = str(value or "").strip()
+        if len(text) > 100:
+            raise EngineError("The default model is at most 100 characters.")
+        return text
+    raise EngineError(f"{name!r} is not a workspace setting; use one of {', '.join(SETTINGS)}.")
+
+
+def update_workspace_settings(workspace: Workspace, changes: dict[str, Any]) -> int:
+    """Apply `changes` (setting name → value) to the workspace; returns how many held runs were
+    resumed because the budget or the run limit went up. Raises EngineError for a bad value,
+    writing nothing."""
+    cleaned = {name: clean_setting(workspace, name, value) for name, value in changes.items()}
+    with transaction.atomic():
+        locked = Workspace.objects.select_for_update().get(pk=workspace.pk)
+        budget, limit = locked.monthly_budget_usd, locked.max_concurrent_runs
+        for name, value in cleaned.items():
+            setattr(locked, name, value)
+            setattr(workspace, name, value)
+        if cleaned:
+            locked.save(update_fields=list(cleaned))
+        raised_budget = "monthly_budget_usd" in cleaned and (
+            budget is not None
+            and (locked.monthly_budget_usd is None or locked.monthly_budget_usd > budget)
+        )
+        raised_limit = locked.max_concurrent_runs > limit
+        if raised_budget or raised_limit:
+            return resume_deferred(locked)  # sent after commit
+    return 0
