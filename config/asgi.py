@@ -7,6 +7,9 @@ import os
 from django.core.asgi import get_asgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.dev")
+# Before the settings load: the web process borrows database connections from a fixed-size pool
+# instead of keeping one per thread (config/settings/base.py).
+os.environ.setdefault("RUNWAY_PROCESS", "web")
 django_asgi_app = get_asgi_application()
 
 # Imported after Django is set up: the routing imports models.

@@ -35,6 +35,12 @@ def reset_connection() -> None:
         connection.close()
 
 
+def release_connection() -> None:
+    """Give this thread's connection back (to the web pool, or closed) between the polls of a
+    long-lived stream; inside a transaction its owner decides."""
+    reset_connection()
+
+
 def with_db_retry(
     call: Callable[[], T],
     *,

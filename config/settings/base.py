@@ -81,18 +81,41 @@ SQLITE_OPTIONS = {
 }
 
 
-def database_from_url(url: str) -> dict[str, object]:
+# Which process this is: config/asgi.py says "web" before Django starts. Workers and beat keep a
+# persistent connection per process (a hop reuses it); the web process must not, since under
+# ASGI every request may run in its own thread (Django's docs advise against persistent
+# connections there; measured: 35 open in a burst). It borrows from a fixed-size pool instead
+# and gives the connection back at the end of each request, and a log stream after each poll.
+RUNWAY_PROCESS = env_str("RUNWAY_PROCESS", "")
+RUNWAY_WEB_DB_POOL_SIZE = env_int("RUNWAY_WEB_DB_POOL_SIZE", 10)
+
+
+def database_from_url(url: str, *, web: bool = False) -> dict[str, object]:
     config: dict[str, object] = dict(dj_database_url.parse(url, conn_max_age=60))
     if config["ENGINE"] == "django.db.backends.sqlite3":
         config["OPTIONS"] = dict(SQLITE_OPTIONS)
         config["CONN_MAX_AGE"] = 0
+    elif web:
+        config["CONN_MAX_AGE"] = 0  # Django's pool requires it: connections go back to the pool
+        # With a pool, health checks make it test a connection before handing it out, so one
+        # the server dropped (a restart) is replaced, never given to a request.
+        config["CONN_HEALTH_CHECKS"] = True
+        config["OPTIONS"] = {
+            "pool": {
+                "min_size": 1,
+                "max_size": RUNWAY_WEB_DB_POOL_SIZE,
+                # A request waits this long for a free connection, then fails (never more
+                # connections than the pool's size).
+                "timeout": 30,
+            }
+        }
     else:
         config["CONN_HEALTH_CHECKS"] = True
     return config
 
 
 DATABASE_URL = env_str("DATABASE_URL", f"sqlite:///{VAR_DIR / 'runway.sqlite3'}")
-DATABASES = {"default": database_from_url(DATABASE_URL)}
+DATABASES = {"default": database_from_url(DATABASE_URL, web=RUNWAY_PROCESS == "web")}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 

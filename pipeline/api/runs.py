@@ -41,6 +41,7 @@ from features.api.base import (
 )
 from pipeline import engine
 from pipeline.api.cards import ArtifactOut, artifact_out
+from pipeline.db_faults import release_connection
 from pipeline.health import health_report
 from pipeline.models import WORKER_STALE_AFTER, Run, RunLog, WorkerHeartbeat
 
@@ -414,9 +415,18 @@ def _sse_line(line: dict[str, Any]) -> str:
 def _poll(run_id: int, after: int) -> tuple[list[str], int, str | None]:
     """One look at the run: new events, the last seq sent, and the end event once finished.
 
-    The status is read before the lines: every line written before the run finished is then
-    in this batch or an earlier one, so the end event never overtakes a line.
+    The database connection goes back (to the web process's pool) after each look: a stream
+    that is open for half an hour holds none between polls.
     """
+    try:
+        return _look(run_id, after)
+    finally:
+        release_connection()
+
+
+def _look(run_id: int, after: int) -> tuple[list[str], int, str | None]:
+    """The status is read before the lines: every line written before the run finished is then
+    in this batch or an earlier one, so the end event never overtakes a line."""
     status = Run.objects.filter(pk=run_id).values_list("status", flat=True).first()
     lines = _log_lines(run_id, after)
     events = [_sse_line(line) for line in lines]
