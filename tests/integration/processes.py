@@ -110,7 +110,10 @@ class Stack:
         *,
         extra_args: list[str] | None = None,
         loglevel: str = "INFO",
+        reported: Callable[[str], bool] | None = None,
     ) -> Process:
+        """A worker; returns once it wrote its heartbeat row (`reported(nodename)` checks that
+        when the worker uses another database than the test's)."""
         self._count += 1
         nodename = f"w{self._count}-{os.getpid()}@test"
         worker = Process(
@@ -137,11 +140,12 @@ class Stack:
         self.workers.append(worker)
         from pipeline.models import WorkerHeartbeat
 
+        def heartbeat_written(name: str) -> bool:
+            return WorkerHeartbeat.objects.filter(worker_id=name).exists()
+
+        seen = reported or heartbeat_written
         wait_until(
-            lambda: (
-                (worker.alive() and WorkerHeartbeat.objects.filter(worker_id=nodename).exists())
-                or not worker.alive()
-            ),
+            lambda: (worker.alive() and seen(nodename)) or not worker.alive(),
             timeout=60,
             what=f"worker {nodename} to report ready",
         )
@@ -179,6 +183,10 @@ class Stack:
 
         wait_until(answering, timeout=60, what="daphne to listen")
         return f"http://127.0.0.1:{port}"
+
+    def nodename(self, worker: Process) -> str:
+        """The Celery node name a worker of this stack runs as."""
+        return worker.name.replace("worker", "w", 1) + f"-{os.getpid()}@test"
 
     def start_beat(self) -> Process:
         schedule = Path(tempfile.mkdtemp(prefix="runway-beat-")) / "schedule"
