@@ -2,9 +2,11 @@
 
 200 quick-template pipelines (architecture → tasks, which generates task cards) run with the
 offline provider and a small random delay per step, while a supervisor SIGKILLs a worker every
-few seconds and starts a new one, and the Redis server (always a private one here, so it can be
-killed) is restarted once. Then it checks: every pipeline completed, every stage succeeded
-exactly once per pipeline, no duplicate task cards, nothing left queued or running.
+few seconds and starts a new one, the Redis server (always a private one here, so it can be
+killed) is restarted once, and beat is SIGKILLed and only started again a few kills later (the
+workers run the recovery sweeps meanwhile). Then it checks: every pipeline completed, every
+stage succeeded exactly once per pipeline, no duplicate task cards, nothing left queued or
+running.
 
     python -m bench.chaos [--pipelines 200] [--kill-every 3] [--timeout 600]
 """
@@ -44,7 +46,9 @@ def main() -> int:
         do_create_feature(workspace, title=f"Chaos {i}", user=None) for i in range(args.pipelines)
     ]
     stack = Stack({"RUNWAY_OFFLINE_JITTER_SECONDS": "0.15", "LOG_LEVEL": "WARNING"})
-    kills = redis_restarts = 0
+    kills = redis_restarts = beat_kills = 0
+    beat_down_since: float | None = None
+    without_beat = 0.0
     started = time.monotonic()
     try:
         stack.start_beat()
@@ -71,6 +75,14 @@ def main() -> int:
                 kills += 1
                 stack.start_worker(concurrency=2, loglevel="WARNING")
                 next_kill = time.monotonic() + args.kill_every
+                if kills == 2 and stack.beat is not None:
+                    stack.beat.kill()  # no beat from here: the workers sweep
+                    beat_kills += 1
+                    beat_down_since = time.monotonic()
+                if kills == 6 and beat_down_since is not None:
+                    without_beat += time.monotonic() - beat_down_since
+                    beat_down_since = None
+                    stack.start_beat()
                 if kills == 3 and services._embedded is not None:
                     services._embedded.stop()  # type: ignore[attr-defined]
                     services._embedded.start()  # type: ignore[attr-defined]
@@ -78,11 +90,14 @@ def main() -> int:
                 done = finished()
                 print(
                     f"  {now - started:5.1f} s: {done}/{len(features)} done, "
-                    f"{kills} kills, {redis_restarts} Redis restarts",
+                    f"{kills} kills, {redis_restarts} Redis restarts, "
+                    f"beat {'down' if beat_down_since is not None else 'up'}",
                     flush=True,
                 )
             time.sleep(0.2)
         drained = time.monotonic() - started
+        if beat_down_since is not None:
+            without_beat += time.monotonic() - beat_down_since
     finally:
         stack.stop()
 
@@ -103,6 +118,8 @@ def main() -> int:
         "left_queued_or_running": runs.filter(status__in=["queued", "running"]).count(),
         "worker_kills": kills,
         "redis_restarts": redis_restarts,
+        "beat_kills": beat_kills,
+        "seconds_without_beat": round(without_beat, 1),
         "rescued_runs": runs.filter(attempt__gt=1).count(),
         "drain_seconds": round(drained, 1),
         "services": services.description,
