@@ -22,6 +22,7 @@ from django.utils import timezone
 
 from pipeline.engine.card_state import touch
 from pipeline.models import Run
+from pipeline.storable import clip
 
 Status = Run.Status
 
@@ -80,7 +81,7 @@ def defer(run_id: int, *, why: str, until: datetime) -> bool:
         next_attempt_at=until,
         error_kind=Run.ErrorKind.DEFERRED,
         error_message=why,
-        card_note=why[:500],
+        card_note=clip(why, 500),
     )
     return _touched(run_id, done)
 
@@ -132,7 +133,7 @@ def cancel(feature_id: int, *, message: str, note: str) -> list[tuple[int, str]]
         pipeline_next=[],
         error_kind=Run.ErrorKind.CANCELLED,
         error_message=message,
-        card_note=note[:500],
+        card_note=clip(note, 500),
     )
     touch(feature_id)
     return active
@@ -162,7 +163,7 @@ def fail(run_id: int, attempt: int, *, kind: str, message: str, note: str) -> bo
         finished_at=timezone.now(),
         error_kind=kind,
         error_message=message,
-        card_note=note[:500],
+        card_note=clip(note, 500),
     )
     return _touched(run_id, done)
 
@@ -193,7 +194,7 @@ def requeue(
         worker_id="",
         error_kind=kind,
         error_message=message,
-        card_note=note[:500],
+        card_note=clip(note, 500),
         **fields,
     )
     return _touched(run_id, done)
@@ -210,7 +211,7 @@ def fail_stale(
         finished_at=timezone.now(),
         error_kind=Run.ErrorKind.LOST,
         error_message=message,
-        card_note=note[:500],
+        card_note=clip(note, 500),
     )
     return _touched(run_id, done)
 
@@ -219,7 +220,7 @@ def decide(run_id: int, decision: str, *, note: str = "", **fields: Any) -> bool
     """A result waiting for a decision (succeeded, pending) → accepted or rejected."""
     done = Run.objects.filter(
         pk=run_id, status=Status.SUCCEEDED, decision=Run.Decision.PENDING
-    ).update(decision=decision, card_note=note[:500], **fields)
+    ).update(decision=decision, card_note=clip(note, 500), **fields)
     return _touched(run_id, done)
 
 
@@ -227,7 +228,7 @@ def reject_waiting(feature_id: int, *, note: str) -> int:
     """Stop: the card's results waiting for a decision are rejected and their chain ended."""
     done = Run.objects.filter(
         feature_id=feature_id, status=Status.SUCCEEDED, decision=Run.Decision.PENDING
-    ).update(decision=Run.Decision.REJECTED, pipeline_next=[], card_note=note[:500])
+    ).update(decision=Run.Decision.REJECTED, pipeline_next=[], card_note=clip(note, 500))
     if done:
         touch(feature_id)
     return done
