@@ -1,34 +1,32 @@
-"""Health checks of live cards: an HTTP status or a command's exit code, on a schedule.
+"""Health checks of live cards: an HTTP status or an operator-defined command's exit code.
 
 A card's ``health_check`` is one of::
 
     {"type": "http", "url": "https://shop.example/health", "expect": "status:200", "every": "5m"}
-    {"type": "command", "command": "node tools/x.js --help", "expect": "exit_code:0",
+    {"type": "command", "command": "disk", "args": ["/var"], "expect": "exit_code:0",
      "every": "daily"}
+
+HTTP checks go through features.outbound (no private addresses unless the operator allows
+them, pinned connections, redirects re-checked, time and size caps, "Unreachable" rather than
+socket errors). A command check names one of the commands the server's operator defined
+(features.health_commands); only workspace owners and admins choose them.
 
 Every run is kept as a HealthCheckResult. A failing check opens ONE incident card linked to the
 feature (reused while it is open) and hands it, in the same transaction, to the incident
 launcher the pipeline layer registers (``set_incident_launcher``): the card domain knows no
 runner, and the runner launches incidents under the same automation rules as any launch. The
-first passing check after a failure notes the recovery on that incident. Command checks run a
-program on a worker: they are off unless HEALTH_CHECK_ALLOW_COMMANDS is on, only owners and
-admins may set them, and they run without a shell and with a timeout.
+first passing check after a failure notes the recovery on that incident. Beat's sweep sends due
+checks to their own queue (features.health_schedule).
 """
 
 from __future__ import annotations
 
-import http.client
 import logging
 import re
-import shlex
-import subprocess
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
-from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.contrib.auth.models import User
@@ -36,7 +34,7 @@ from django.db import transaction
 from django.db.models import F, Max
 from django.utils import timezone
 
-from features import events
+from features import events, health_commands, health_schedule, outbound
 from features.actions import FINISHED, FeatureError, do_create_feature
 from features.models import Feature, HealthCheckResult, Membership
 
@@ -50,6 +48,7 @@ _EXPECT = {
 _DEFAULT_EXPECT = {"http": "status:200", "command": "exit_code:0"}
 _TARGET = {"http": "url", "command": "command"}
 _KEYS = {"type", "expect", "every", "timeout"}
+_ARGS_MAX = 10
 _NAMED_EVERY = {"hourly": 3600, "daily": 86400}
 _EVERY = re.compile(r"^(\d+)\s*([smhd])$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -57,7 +56,10 @@ _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 MIN_EVERY_SECONDS = 60
 DEFAULT_EVERY = "hourly"
 DEFAULT_TIMEOUT = {"http": 10, "command": 30}
-MAX_TIMEOUT = {"http": 60, "command": 300}
+MAX_TIMEOUT = {"http": 60, "command": health_commands.MAX_TIMEOUT}
+# An HTTP check needs the status only: a little of the body is read, then the connection drops.
+HTTP_MAX_BYTES = 16 * 1024
+HTTP_MAX_REDIRECTS = 3
 # A check is due this much before its interval has fully passed, so the minute beat's own
 # jitter does not push a 5-minute check to 6 minutes.
 DUE_SLACK = timedelta(seconds=5)
@@ -96,7 +98,34 @@ def every_seconds(value: object) -> int:
 
 
 def commands_allowed() -> bool:
-    return bool(getattr(settings, "HEALTH_CHECK_ALLOW_COMMANDS", False))
+    """Whether the operator defined any command for command checks."""
+    return bool(health_commands.operator_commands())
+
+
+def _commands_off() -> HealthCheckError:
+    return HealthCheckError(
+        "Command checks are off on this server: its operator defines the commands a check may "
+        "run (HEALTH_CHECK_COMMANDS)."
+    )
+
+
+def _command_for(config: dict[str, Any]) -> health_commands.OperatorCommand:
+    """The operator's command a config names, with its arguments checked against the list."""
+    commands = health_commands.operator_commands()
+    if not commands:
+        raise _commands_off()
+    command = commands.get(config["command"])
+    if command is None:
+        names = ", ".join(sorted(commands))
+        raise HealthCheckError(f"Unknown command {config['command']!r}: choose one of {names}.")
+    refused = [a for a in config["args"] if a not in command.allowed_args]
+    if refused:
+        allowed = ", ".join(sorted(command.allowed_args)) or "none"
+        raise HealthCheckError(
+            f"Argument(s) {', '.join(map(repr, refused))} are not allowed for "
+            f"{command.name} (allowed: {allowed})."
+        )
+    return command
 
 
 def validate_health_check(config: object) -> dict[str, Any]:
@@ -112,7 +141,7 @@ def validate_health_check(config: object) -> dict[str, Any]:
     if kind not in TYPES:
         raise HealthCheckError(f"Unknown check type {kind!r}: use http or command.")
     target = _TARGET[kind]
-    unknown = set(config) - _KEYS - {target}
+    unknown = set(config) - _KEYS - {target} - ({"args"} if kind == "command" else set())
     if unknown:
         names = ", ".join(sorted(unknown))
         raise HealthCheckError(f"Unknown field(s) in the health check: {names}.")
@@ -120,17 +149,23 @@ def validate_health_check(config: object) -> dict[str, Any]:
     if not isinstance(value, str) or not value.strip():
         raise HealthCheckError(f"A {kind} check needs a {target}.")
     value = value.strip()
+    extra: dict[str, Any] = {}
     if kind == "http":
-        parts = urlsplit(value)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise HealthCheckError(f"{value!r} is not an http(s) URL.")
-    else:
+        if len(value) > 2000:
+            raise HealthCheckError("A URL is at most 2,000 characters.")
         try:
-            argv = shlex.split(value)
-        except ValueError as exc:
-            raise HealthCheckError(f"The command cannot be read: {exc}.") from exc
-        if not argv:
-            raise HealthCheckError("A command check needs a command.")
+            outbound.addresses.parse_url(value)
+        except outbound.Refused as exc:
+            raise HealthCheckError(str(exc)) from exc
+    else:
+        args = config.get("args", [])
+        if (
+            not isinstance(args, list)
+            or len(args) > _ARGS_MAX
+            or not all(isinstance(a, str) and len(a) <= 200 for a in args)
+        ):
+            raise HealthCheckError(f"args is a list of at most {_ARGS_MAX} strings.")
+        extra["args"] = list(args)
     expect = str(config.get("expect") or _DEFAULT_EXPECT[kind])
     if not _EXPECT[kind].match(expect):
         raise HealthCheckError(
@@ -145,14 +180,17 @@ def validate_health_check(config: object) -> dict[str, Any]:
         or not 1 <= timeout <= MAX_TIMEOUT[kind]
     ):
         raise HealthCheckError(f"Timeout is a whole number of seconds, 1 to {MAX_TIMEOUT[kind]}.")
-    return {"type": kind, target: value, "expect": expect, "every": every, "timeout": timeout}
+    clean = {"type": kind, target: value, **extra}
+    return {**clean, "expect": expect, "every": every, "timeout": timeout}
 
 
 def do_set_health_check(feature: Feature, config: object, user: User | None) -> Feature:
     """Set (or clear, with {}) a card's health check.
 
-    `user` None is the server's operator (the CLI without --as). Command checks need
-    HEALTH_CHECK_ALLOW_COMMANDS and, from a person, the owner or admin role.
+    `user` None is the server's operator (the CLI without --as). An HTTP check's URL must not
+    point to a refused address now (it is checked again before every request); a command check
+    names one of the operator's commands and, from a person, needs the owner or admin role. A
+    workspace has at most HEALTH_CHECK_MAX_PER_WORKSPACE checks. Raises HealthCheckError.
     """
     clean = validate_health_check(config)
     if user is not None:
@@ -168,10 +206,15 @@ def do_set_health_check(feature: Feature, config: object, user: User | None) -> 
             Membership.Role.ADMIN,
         ):
             raise HealthCheckError("Only workspace owners and admins can set command checks.")
-    if clean.get("type") == "command" and not commands_allowed():
-        raise HealthCheckError(
-            "Command checks are off on this server (HEALTH_CHECK_ALLOW_COMMANDS=1 turns them on)."
-        )
+    if clean.get("type") == "command":
+        _command_for(clean)
+    elif clean.get("type") == "http":
+        try:
+            outbound.check_url(clean["url"])
+        except outbound.Refused as exc:
+            raise HealthCheckError(str(exc)) from exc
+    if clean:
+        _check_workspace_cap(feature)
     Feature.objects.filter(pk=feature.pk).update(
         health_check=clean, version=F("version") + 1, updated_at=timezone.now()
     )
@@ -180,11 +223,28 @@ def do_set_health_check(feature: Feature, config: object, user: User | None) -> 
     return feature
 
 
+def _check_workspace_cap(feature: Feature) -> None:
+    cap = settings.HEALTH_CHECK_MAX_PER_WORKSPACE
+    others = (
+        Feature.objects.filter(workspace_id=feature.workspace_id)
+        .exclude(health_check={})
+        .exclude(pk=feature.pk)
+        .count()
+    )
+    if others >= cap:
+        raise HealthCheckError(
+            f"This workspace already has {others} health checks, the most it may have "
+            f"(HEALTH_CHECK_MAX_PER_WORKSPACE={cap}): remove one first."
+        )
+
+
 def describe(config: dict[str, Any]) -> str:
     """One line for people: "http https://… expects status:200, every 5m"."""
     if not config:
         return "no health check"
     target = config.get(_TARGET.get(str(config.get("type")), "url"), "")
+    if config.get("args"):
+        target = " ".join([str(target), *map(str, config["args"])])
     expect, every = config.get("expect"), config.get("every")
     return f"{config.get('type')} {target} expects {expect}, every {every}"
 
@@ -193,40 +253,31 @@ def describe(config: dict[str, Any]) -> str:
 
 
 def _check_http(config: dict[str, Any]) -> tuple[bool, str]:
-    url, timeout = config["url"], config["timeout"]
     expected = int(config["expect"].partition(":")[2])
-    # The scheme was checked when the check was set: http(s) only, never file: or ftp:.
-    request = urllib.request.Request(url, headers={"User-Agent": "Runway health check"})  # noqa: S310
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
-            status = response.status
-    except urllib.error.HTTPError as exc:
-        status = exc.code
-    except urllib.error.URLError as exc:
-        return False, f"GET {url} failed: {exc.reason}"
-    except (OSError, http.client.HTTPException) as exc:  # timeouts, resets, garbage replies
-        return False, f"GET {url} failed: {exc or type(exc).__name__}"
-    return status == expected, f"HTTP {status} (expected {expected})"
+        response = outbound.fetch(
+            config["url"],
+            timeout=config["timeout"],
+            max_bytes=HTTP_MAX_BYTES,
+            max_redirects=HTTP_MAX_REDIRECTS,
+        )
+    except outbound.OutboundError as exc:
+        # "Unreachable", or why the address is refused: never the socket's own error.
+        return False, str(exc)
+    return response.status == expected, f"HTTP {response.status} (expected {expected})"
 
 
 def _check_command(config: dict[str, Any]) -> tuple[bool, str]:
-    argv, timeout = shlex.split(config["command"]), config["timeout"]
+    command = _command_for(config)
     expected = int(config["expect"].partition(":")[2])
     try:
-        # No shell: the command line is split into arguments, so nothing is interpreted.
-        done = subprocess.run(
-            argv, capture_output=True, timeout=timeout, check=False, stdin=subprocess.DEVNULL
-        )
-    except subprocess.TimeoutExpired:
-        return False, f"Timed out after {timeout} s"
-    except OSError as exc:
-        return False, f"Could not run {argv[0]}: {exc.strerror or exc}"
-    detail = f"exit code {done.returncode} (expected {expected})"
-    if done.returncode != expected:
-        output = (done.stderr or done.stdout).decode(errors="replace").strip().splitlines()
-        if output:
-            detail += f": {output[-1]}"
-    return done.returncode == expected, detail
+        code, line = health_commands.run_command(command, config["args"], config["timeout"])
+    except OSError:
+        return False, f"Could not start {command.name}: ask the server's operator."
+    if code is None:
+        return False, f"Timed out after {min(config['timeout'], command.timeout)} s"
+    detail = f"exit code {code} (expected {expected})"
+    return code == expected, f"{detail}: {line}" if line else detail
 
 
 def open_incident(feature: Feature) -> Feature | None:
@@ -245,10 +296,8 @@ def run_health_check(feature: Feature) -> HealthCheckResult:
     config = validate_health_check(feature.health_check)
     if not config:
         raise HealthCheckError(f"Card #{feature.pk} has no health check: set one first.")
-    if config["type"] == "command" and not commands_allowed():
-        raise HealthCheckError(
-            "Command checks are off on this server (HEALTH_CHECK_ALLOW_COMMANDS=1 turns them on)."
-        )
+    if config["type"] == "command":
+        _command_for(config)  # the operator may have removed it since it was set
     started = time.monotonic()
     ok, detail = (_check_http if config["type"] == "http" else _check_command)(config)
     duration_ms = round((time.monotonic() - started) * 1000)
@@ -313,43 +362,32 @@ def _note_recovery(incident: Feature, result: HealthCheckResult) -> None:
     events.card_changed_on_commit(incident)
 
 
-def due_checks(now: datetime | None = None) -> list[Feature]:
-    """Live cards whose check interval has passed since their last result."""
+def due_checks(now: datetime | None = None) -> list[tuple[Feature, dict[str, Any]]]:
+    """Live cards whose check interval has passed since their last result, with their checked
+    config; a check still in flight is not due (features.health_schedule)."""
     now = now or timezone.now()
-    due: list[Feature] = []
-    candidates = (
+    due: list[tuple[Feature, dict[str, Any]]] = []
+    candidates = list(
         Feature.objects.filter(stage__is_live=True)
         .exclude(health_check={})
         .select_related("workspace", "stage")
         .annotate(last_checked=Max("health_results__checked_at"))
-        .order_by("id")
+        .order_by(F("last_checked").asc(nulls_first=True), "id")
     )
+    busy = health_schedule.inflight_ids([f.pk for f in candidates])
+    commands_on = commands_allowed()
     for feature in candidates:
+        if feature.pk in busy:
+            continue
         try:
             config = validate_health_check(feature.health_check)
         except HealthCheckError as exc:
             logger.warning("health check of card %s is invalid: %s", feature.pk, exc)
             continue
-        if not config or (config["type"] == "command" and not commands_allowed()):
+        if not config or (config["type"] == "command" and not commands_on):
             continue
         last: datetime | None = feature.last_checked
         every = timedelta(seconds=every_seconds(config["every"]))
         if last is None or last + every - DUE_SLACK <= now:
-            due.append(feature)
+            due.append((feature, config))
     return due
-
-
-def run_due_health_checks(now: datetime | None = None) -> int:
-    """Beat's minute task: run every due check; one broken check never stops the others."""
-    ran = 0
-    for feature in due_checks(now):
-        try:
-            run_health_check(feature)
-        except HealthCheckError as exc:
-            logger.warning("health check of card %s not run: %s", feature.pk, exc)
-            continue
-        except Exception:
-            logger.exception("health check of card %s crashed", feature.pk)
-            continue
-        ran += 1
-    return ran

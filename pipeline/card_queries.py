@@ -191,7 +191,8 @@ def card_tree(feature: Feature) -> list[Feature]:
 
 def linked_work(feature: Feature) -> dict[str, Any]:
     """What the card waits for and what waits for it, and its health check's recent results."""
-    from features.health import commands_allowed, describe
+    from features.health import describe
+    from features.health_commands import operator_commands
 
     return {
         "depends_on": list(
@@ -207,5 +208,6 @@ def linked_work(feature: Feature) -> dict[str, Any]:
         "health_results": list(feature.health_results.all()[:20]),
         "health_summary": describe(feature.health_check),
         "health_target": feature.health_check.get("url") or feature.health_check.get("command", ""),
-        "health_commands_allowed": commands_allowed(),
+        "health_command_names": sorted(operator_commands()),
+        "health_commands_allowed": bool(operator_commands()),
     }

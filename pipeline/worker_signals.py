@@ -71,8 +71,18 @@ def _loop(worker_id: str, concurrency: int) -> None:
             return
 
 
+def _runs_pipelines(sender: Any) -> bool:
+    """Whether this worker consumes the run queue: the health-check pool does not, and must not
+    count as a worker that will start runs."""
+    queues = getattr(getattr(getattr(sender, "app", None), "amqp", None), "queues", None)
+    consumed = set(getattr(queues, "consume_from", None) or {})
+    return not consumed or settings.CELERY_TASK_DEFAULT_QUEUE in consumed
+
+
 @worker_ready.connect
 def _start_heartbeat(sender: Any = None, **_: Any) -> None:
+    if not _runs_pipelines(sender):
+        return
     worker_id = str(getattr(sender, "hostname", None) or socket.gethostname())
     concurrency = int(getattr(getattr(sender, "controller", None), "concurrency", 1) or 1)
     _state["worker_id"] = worker_id

@@ -1,22 +1,23 @@
 """Health checks of live cards: http and command checks, their history, one incident per outage
 (with its pipeline launched), the recovery note, the badge, the CLI, the form and the beat task.
 
-HTTP checks talk to a server on 127.0.0.1 in a thread of the test; nothing leaves the machine.
+HTTP checks talk to a server on 127.0.0.1 in a thread of the test, which the operator's
+allow-list lets through (loopback is refused otherwise: tests/test_outbound.py); nothing leaves
+the machine. Command checks run commands the operator defined (HEALTH_CHECK_COMMANDS).
 """
 
 from __future__ import annotations
 
 import io
 import json
-import socket
+import os
 import sys
-import threading
 from collections.abc import Iterator
 from datetime import timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
+from django.core.exceptions import ImproperlyConfigured
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.urls import reverse
@@ -29,38 +30,39 @@ from pipeline.models import Run
 from skills.models import RecipeStep, Skill, StageRecipe
 from tests.conftest import Story
 from tests.factories import FeatureFactory
+from tests.http_servers import RecordingServer, closed_port, http_server
 
 pytestmark = pytest.mark.django_db
 
 
-class _Handler(BaseHTTPRequestHandler):
-    def do_GET(self) -> None:
-        self.send_response(self.server.status)  # type: ignore[attr-defined]
-        self.send_header("Content-Length", "0")
-        self.end_headers()
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass  # keep the test output quiet
+@pytest.fixture(autouse=True)
+def _loopback_allowed(settings: Any) -> None:
+    settings.RUNWAY_OUTBOUND_ALLOW = ["127.0.0.1/32"]
 
 
 @pytest.fixture
-def server() -> Iterator[ThreadingHTTPServer]:
+def server() -> Iterator[RecordingServer]:
     """A local HTTP server answering every GET with `server.status`."""
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    httpd.status = 200  # type: ignore[attr-defined]
-    thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    try:
+    with http_server() as httpd:
         yield httpd
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join()
+
+
+def set_status(httpd: RecordingServer, status: int) -> None:
+    httpd.behaviour.status = status
+
+
+PY = sys.executable
 
 
 @pytest.fixture
 def commands_on(settings: Any) -> None:
-    settings.HEALTH_CHECK_ALLOW_COMMANDS = True
+    """The operator's commands: exit with a given code, print, hang, show the environment."""
+    settings.HEALTH_CHECK_COMMANDS = {
+        "exit": {"argv": [PY, "-c", "import sys; sys.exit(int(sys.argv[1]))"], "args": ["0", "1"]},
+        "chatty": [PY, "-c", "print('\\n  disk 93% full\\x07 ' + 'x' * 300); print('more')"],
+        "hang": [PY, "-c", "import threading; threading.Event().wait()"],
+        "env": [PY, "-c", "import os; print(' '.join(sorted(os.environ)))"],
+    }
 
 
 @pytest.fixture(autouse=True)
@@ -69,7 +71,7 @@ def _clean_cli_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("RUNWAY_CLI_USER", raising=False)
 
 
-def url_of(httpd: ThreadingHTTPServer) -> str:
+def url_of(httpd: RecordingServer) -> str:
     return f"http://127.0.0.1:{httpd.server_address[1]}/health"
 
 
@@ -82,8 +84,8 @@ def live_card(story: Story, config: dict[str, Any], title: str = "Invoice extrac
     )
 
 
-def exit_with(code: int) -> str:
-    return f'{sys.executable} -c "import sys; sys.exit({code})"'
+def exit_with(code: int) -> dict[str, Any]:
+    return {"type": "command", "command": "exit", "args": [str(code)]}
 
 
 def pipeline(*args: str) -> str:
@@ -100,7 +102,7 @@ def incidents(feature: Feature) -> list[Feature]:
 
 
 def test_it_passes_an_http_check_and_keeps_the_result(
-    delivery_story: Story, server: ThreadingHTTPServer
+    delivery_story: Story, server: RecordingServer
 ) -> None:
     feature = live_card(delivery_story, {"type": "http", "url": url_of(server), "every": "5m"})
 
@@ -113,9 +115,9 @@ def test_it_passes_an_http_check_and_keeps_the_result(
 
 
 def test_it_fails_an_http_check_on_an_unexpected_status(
-    delivery_story: Story, server: ThreadingHTTPServer
+    delivery_story: Story, server: RecordingServer
 ) -> None:
-    server.status = 503  # type: ignore[attr-defined]
+    server.behaviour.status = 503
     feature = live_card(delivery_story, {"type": "http", "url": url_of(server)})
 
     result = health.run_health_check(feature)
@@ -124,9 +126,9 @@ def test_it_fails_an_http_check_on_an_unexpected_status(
 
 
 def test_it_accepts_the_status_it_was_told_to_expect(
-    delivery_story: Story, server: ThreadingHTTPServer
+    delivery_story: Story, server: RecordingServer
 ) -> None:
-    server.status = 204  # type: ignore[attr-defined]
+    server.behaviour.status = 204
     feature = live_card(
         delivery_story, {"type": "http", "url": url_of(server), "expect": "status:204"}
     )
@@ -134,25 +136,58 @@ def test_it_accepts_the_status_it_was_told_to_expect(
     assert health.run_health_check(feature).ok
 
 
-def test_it_fails_when_nothing_listens(delivery_story: Story) -> None:
-    with socket.socket() as sock:  # a port that was free a moment ago, now closed
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+def test_it_fails_when_nothing_listens_and_says_only_unreachable(delivery_story: Story) -> None:
+    port = closed_port()
     feature = live_card(delivery_story, {"type": "http", "url": f"http://127.0.0.1:{port}/"})
 
     result = health.run_health_check(feature)
 
+    # Not "Connection refused": the difference between closed, filtered and slow ports is
+    # what a port scan needs.
+    assert (result.ok, result.detail) == (False, "Unreachable")
+
+
+def test_a_check_aimed_at_a_private_address_is_refused_and_sends_nothing(
+    delivery_story: Story, server: RecordingServer, settings: Any, no_enqueue: Any
+) -> None:
+    feature = live_card(delivery_story, {"type": "http", "url": url_of(server)})
+    settings.RUNWAY_OUTBOUND_ALLOW = []
+
+    with pytest.raises(health.HealthCheckError, match="loopback"):
+        health.do_set_health_check(
+            feature, {"type": "http", "url": url_of(server)}, delivery_story.owner
+        )
+    with no_enqueue():
+        result = health.run_health_check(feature)
+
     assert not result.ok
-    assert result.detail.startswith(f"GET http://127.0.0.1:{port}/ failed:")
+    assert "loopback" in result.detail
+    assert server.requests == []
+
+
+def test_a_redirect_to_an_address_that_is_not_allowed_fails_the_check(
+    delivery_story: Story, server: RecordingServer, no_enqueue: Any
+) -> None:
+    with http_server("127.0.0.2") as internal:
+        server.behaviour.status = 302
+        server.behaviour.headers["Location"] = internal.url("/admin")
+        feature = live_card(delivery_story, {"type": "http", "url": url_of(server)})
+
+        with no_enqueue():
+            result = health.run_health_check(feature)
+
+        assert not result.ok
+        assert "loopback" in result.detail
+        assert internal.requests == []
 
 
 # --- incidents -------------------------------------------------------------------------------
 
 
 def test_a_failure_opens_an_incident_linked_to_the_feature_and_launches_it(
-    delivery_story: Story, server: ThreadingHTTPServer, no_enqueue: Any
+    delivery_story: Story, server: RecordingServer, no_enqueue: Any
 ) -> None:
-    server.status = 500  # type: ignore[attr-defined]
+    server.behaviour.status = 500
     feature = live_card(delivery_story, {"type": "http", "url": url_of(server)})
 
     with no_enqueue():
@@ -228,9 +263,9 @@ def test_an_incident_whose_stage_uses_unvetted_skills_waits_for_start(
 
 
 def test_three_failures_open_one_incident(
-    delivery_story: Story, server: ThreadingHTTPServer, no_enqueue: Any
+    delivery_story: Story, server: RecordingServer, no_enqueue: Any
 ) -> None:
-    server.status = 500  # type: ignore[attr-defined]
+    server.behaviour.status = 500
     feature = live_card(delivery_story, {"type": "http", "url": url_of(server)})
 
     with no_enqueue():
@@ -242,9 +277,9 @@ def test_three_failures_open_one_incident(
 
 
 def test_a_new_outage_after_the_incident_is_closed_opens_a_new_one(
-    delivery_story: Story, server: ThreadingHTTPServer, no_enqueue: Any
+    delivery_story: Story, server: RecordingServer, no_enqueue: Any
 ) -> None:
-    server.status = 500  # type: ignore[attr-defined]
+    server.behaviour.status = 500
     feature = live_card(delivery_story, {"type": "http", "url": url_of(server)})
     with no_enqueue():
         health.run_health_check(feature)
@@ -258,13 +293,13 @@ def test_a_new_outage_after_the_incident_is_closed_opens_a_new_one(
 
 
 def test_it_notes_the_recovery_on_the_open_incident(
-    delivery_story: Story, server: ThreadingHTTPServer, no_enqueue: Any
+    delivery_story: Story, server: RecordingServer, no_enqueue: Any
 ) -> None:
-    server.status = 500  # type: ignore[attr-defined]
+    server.behaviour.status = 500
     feature = live_card(delivery_story, {"type": "http", "url": url_of(server)})
     with no_enqueue():
         health.run_health_check(feature)
-        server.status = 200  # type: ignore[attr-defined]
+        server.behaviour.status = 200
         passed = health.run_health_check(feature)
         health.run_health_check(feature)  # still passing: noted once, not again
 
@@ -275,18 +310,18 @@ def test_it_notes_the_recovery_on_the_open_incident(
 
 
 def test_the_board_badge_follows_the_latest_result(
-    delivery_story: Story, server: ThreadingHTTPServer, no_enqueue: Any
+    delivery_story: Story, server: RecordingServer, no_enqueue: Any
 ) -> None:
     feature = live_card(delivery_story, {"type": "http", "url": url_of(server)})
     client = delivery_story.client_for(delivery_story.viewer)
     board = reverse("features:board", args=[delivery_story.workspace.slug])
 
     assert "● not checked" in client.get(board).content.decode()
-    server.status = 500  # type: ignore[attr-defined]
+    server.behaviour.status = 500
     with no_enqueue():
         health.run_health_check(feature)
     failing = client.get(board).content.decode()
-    server.status = 200  # type: ignore[attr-defined]
+    server.behaviour.status = 200
     with no_enqueue():
         health.run_health_check(feature)
     healthy = client.get(board).content.decode()
@@ -300,11 +335,11 @@ def test_the_board_badge_follows_the_latest_result(
 # --- commands ----------------------------------------------------------------------------------
 
 
-def test_a_command_check_runs_without_a_shell_when_allowed(
+def test_a_command_check_runs_an_operator_command_by_name(
     delivery_story: Story, commands_on: None, no_enqueue: Any
 ) -> None:
-    passing = live_card(delivery_story, {"type": "command", "command": exit_with(0)})
-    failing = live_card(delivery_story, {"type": "command", "command": exit_with(1)}, "Exporter")
+    passing = live_card(delivery_story, exit_with(0))
+    failing = live_card(delivery_story, exit_with(1), "Exporter")
 
     with no_enqueue():
         ok = health.run_health_check(passing)
@@ -315,43 +350,82 @@ def test_a_command_check_runs_without_a_shell_when_allowed(
     assert len(incidents(failing)) == 1
 
 
+def test_a_command_check_keeps_one_status_line_of_output(
+    delivery_story: Story, commands_on: None, no_enqueue: Any
+) -> None:
+    feature = live_card(delivery_story, {"type": "command", "command": "chatty"})
+
+    result = health.run_health_check(feature)
+
+    line = result.detail.removeprefix("exit code 0 (expected 0): ")
+    assert line.startswith("disk 93% full xxx")
+    assert len(line) == 120
+    assert line.endswith("…")
+    assert "more" not in result.detail
+    assert "\x07" not in result.detail
+
+
+def test_a_command_check_runs_without_the_workers_environment(
+    delivery_story: Story, commands_on: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("RUNWAY_TEST_SECRET", "s3cret")
+    feature = live_card(delivery_story, {"type": "command", "command": "env"})
+
+    result = health.run_health_check(feature)
+
+    assert "RUNWAY_TEST_SECRET" in os.environ
+    assert result.detail == "exit code 0 (expected 0): LANG LC_ALL PATH"
+
+
 def test_a_command_check_times_out(delivery_story: Story, commands_on: None) -> None:
-    # A child that waits forever: the check gives up after its timeout and kills it.
-    command = f'{sys.executable} -c "import threading; threading.Event().wait()"'
-    feature = live_card(delivery_story, {"type": "command", "command": command, "timeout": 1})
+    # A child that waits forever: the check gives up after its timeout and kills its group.
+    feature = live_card(delivery_story, {"type": "command", "command": "hang", "timeout": 1})
 
     result = health.run_health_check(feature)
 
     assert (result.ok, result.detail) == (False, "Timed out after 1 s")
 
 
-def test_shell_syntax_is_not_interpreted(delivery_story: Story, commands_on: None) -> None:
-    feature = live_card(delivery_story, {"type": "command", "command": "true && false"})
+def test_a_workspace_cannot_run_a_command_or_argument_the_operator_did_not_define(
+    delivery_story: Story, commands_on: None
+) -> None:
+    feature = live_card(delivery_story, {})
 
-    result = health.run_health_check(feature)
+    for config, message in [
+        ({"type": "command", "command": "rm -rf /"}, "Unknown command"),
+        ({"type": "command", "command": PY}, "Unknown command"),
+        ({"type": "command", "command": "exit", "args": ["0; rm -rf /"]}, "not allowed"),
+        ({"type": "command", "command": "exit", "args": ["2"]}, "not allowed"),
+    ]:
+        with pytest.raises(health.HealthCheckError, match=message):
+            health.do_set_health_check(feature, config, delivery_story.owner)
+    feature.refresh_from_db()
+    assert feature.health_check == {}
 
-    # `true` gets the arguments "&&" and "false" and exits 0: no shell ran "false".
-    assert result.ok
 
-
-def test_command_checks_are_refused_when_not_allowed(delivery_story: Story) -> None:
+def test_command_checks_are_refused_when_the_operator_defined_none(delivery_story: Story) -> None:
     feature = live_card(delivery_story, {"type": "http", "url": "http://127.0.0.1:9/"})
 
-    with pytest.raises(health.HealthCheckError, match="HEALTH_CHECK_ALLOW_COMMANDS"):
-        health.do_set_health_check(
-            feature, {"type": "command", "command": exit_with(0)}, delivery_story.owner
-        )
-    feature.health_check = {"type": "command", "command": exit_with(0)}
+    with pytest.raises(health.HealthCheckError, match="HEALTH_CHECK_COMMANDS"):
+        health.do_set_health_check(feature, exit_with(0), delivery_story.owner)
+    feature.health_check = health.validate_health_check(exit_with(0))
     with pytest.raises(health.HealthCheckError, match="Command checks are off"):
         health.run_health_check(feature)
     assert not HealthCheckResult.objects.exists()
+
+
+def test_a_bad_operator_command_list_stops_with_its_name(settings: Any) -> None:
+    settings.HEALTH_CHECK_COMMANDS = {"disk": {"argv": "df -h"}}
+
+    with pytest.raises(ImproperlyConfigured, match="disk"):
+        health.commands_allowed()
 
 
 def test_only_owners_and_admins_set_command_checks(
     delivery_story: Story, commands_on: None
 ) -> None:
     feature = live_card(delivery_story, {})
-    config = {"type": "command", "command": exit_with(0)}
+    config = exit_with(0)
 
     with pytest.raises(health.HealthCheckError, match="owners and admins"):
         health.do_set_health_check(feature, config, delivery_story.teammate)
@@ -363,6 +437,22 @@ def test_only_owners_and_admins_set_command_checks(
     health.do_set_health_check(feature, config, delivery_story.owner)
     feature.refresh_from_db()
     assert feature.health_check["type"] == "command"
+
+
+def test_a_workspace_has_at_most_its_cap_of_checks(delivery_story: Story, settings: Any) -> None:
+    settings.HEALTH_CHECK_MAX_PER_WORKSPACE = 2
+    config = {"type": "http", "url": "http://127.0.0.1:9/"}
+    first, second = live_card(delivery_story, config), live_card(delivery_story, config, "B")
+    third = live_card(delivery_story, {}, "C")
+
+    with pytest.raises(health.HealthCheckError, match="HEALTH_CHECK_MAX_PER_WORKSPACE=2"):
+        health.do_set_health_check(third, config, delivery_story.owner)
+    health.do_set_health_check(first, {**config, "every": "5m"}, delivery_story.owner)  # a change
+    health.do_set_health_check(second, {}, delivery_story.owner)
+    health.do_set_health_check(third, config, delivery_story.owner)  # room again
+
+    third.refresh_from_db()
+    assert third.health_check["url"] == config["url"]
 
 
 # --- validation --------------------------------------------------------------------------------
@@ -379,7 +469,9 @@ def test_only_owners_and_admins_set_command_checks(
         ({"type": "http", "url": "http://x/", "expect": "exit_code:0"}, "not understood"),
         ({"type": "http", "url": "http://x/", "timeout": 600}, "Timeout"),
         ({"type": "http", "url": "http://x/", "method": "POST"}, "Unknown field"),
-        ({"type": "command", "command": "'unclosed"}, "cannot be read"),
+        ({"type": "command", "command": "exit", "args": "0"}, "args is a list"),
+        ({"type": "http", "url": "http://user:pw@shop.example/"}, "user name or password"),
+        ({"type": "http", "url": "http://exa mple.com/"}, "not a valid host"),
         ([1, 2], "JSON object"),
     ],
 )
@@ -408,7 +500,7 @@ def test_it_fills_in_the_defaults_and_reads_the_old_frequency_name() -> None:
 
 
 def test_the_cli_sets_and_runs_a_check(
-    delivery_story: Story, server: ThreadingHTTPServer, no_enqueue: Any
+    delivery_story: Story, server: RecordingServer, no_enqueue: Any
 ) -> None:
     feature = live_card(delivery_story, {})
     config = json.dumps({"type": "http", "url": url_of(server), "every": "5m"})
@@ -416,7 +508,7 @@ def test_the_cli_sets_and_runs_a_check(
     out = pipeline("--as", "alice", "health", str(feature.pk), "--set", config)
     assert out == f"#{feature.pk}: http {url_of(server)} expects status:200, every 5m\n"
     text = pipeline("health", str(feature.pk))
-    server.status = 500  # type: ignore[attr-defined]
+    server.behaviour.status = 500
     with no_enqueue():
         data = json.loads(pipeline("health", str(feature.pk), "--json"))
 
@@ -435,7 +527,7 @@ def test_the_cli_refuses_bad_input_in_one_line(delivery_story: Story) -> None:
         pipeline("health", str(feature.pk))
     with pytest.raises(CommandError, match="--set needs JSON"):
         pipeline("health", str(feature.pk), "--set", "{nope")
-    with pytest.raises(CommandError, match="HEALTH_CHECK_ALLOW_COMMANDS"):
+    with pytest.raises(CommandError, match="HEALTH_CHECK_COMMANDS"):
         pipeline("health", str(feature.pk), "--set", '{"type": "command", "command": "true"}')
 
 
@@ -467,14 +559,14 @@ def test_a_member_sets_an_http_check_from_the_card_page(delivery_story: Story) -
 
 
 def test_the_card_page_shows_the_check_and_its_history(
-    delivery_story: Story, server: ThreadingHTTPServer, no_enqueue: Any
+    delivery_story: Story, server: RecordingServer, no_enqueue: Any
 ) -> None:
     feature = live_card(delivery_story, {"type": "http", "url": url_of(server)})
     client = delivery_story.client_for(delivery_story.viewer)
     url = reverse("features:detail", args=[feature.pk])
 
     before = client.get(url).content.decode()
-    server.status = 500  # type: ignore[attr-defined]
+    server.behaviour.status = 500
     with no_enqueue():
         health.run_health_check(feature)
     after = " ".join(client.get(url).content.decode().split())
@@ -492,7 +584,7 @@ def test_the_form_refuses_a_command_from_a_member(delivery_story: Story, command
 
     response = client.post(
         reverse("features:health", args=[feature.pk]),
-        {"type": "command", "target": "true"},
+        {"type": "command", "target": "exit", "args": "0"},
         HTTP_HX_REQUEST="true",
     )
 
@@ -529,8 +621,8 @@ def test_viewers_and_outsiders_cannot_set_a_check(delivery_story: Story) -> None
 # --- beat ----------------------------------------------------------------------------------------
 
 
-def test_the_beat_task_runs_only_due_checks(
-    delivery_story: Story, server: ThreadingHTTPServer, no_enqueue: Any
+def test_the_beat_task_sends_only_due_checks(
+    delivery_story: Story, server: RecordingServer, eager: Any
 ) -> None:
     config = {"type": "http", "url": url_of(server), "every": "5m"}
     now = timezone.now()
@@ -547,7 +639,7 @@ def test_the_beat_task_runs_only_due_checks(
             feature=feature, ok=True, detail="", checked_at=now - timedelta(minutes=ago)
         )
 
-    with no_enqueue():
+    with eager():
         ran = tasks.run_due_health_checks()
 
     assert ran == 2
@@ -560,13 +652,15 @@ def test_the_beat_task_runs_only_due_checks(
     }
 
 
-def test_the_beat_task_skips_command_checks_when_they_are_off(
-    delivery_story: Story, settings: Any
+def test_the_beat_task_skips_command_checks_when_none_are_defined(
+    delivery_story: Story, settings: Any, eager: Any
 ) -> None:
-    live_card(delivery_story, {"type": "command", "command": exit_with(0)})
-    settings.HEALTH_CHECK_ALLOW_COMMANDS = False
+    settings.HEALTH_CHECK_COMMANDS = {"exit": [PY, "-c", "pass"]}
+    live_card(delivery_story, {"type": "command", "command": "exit"})
+    settings.HEALTH_CHECK_COMMANDS = {}
 
-    assert tasks.run_due_health_checks() == 0
+    with eager():
+        assert tasks.run_due_health_checks() == 0
     assert not HealthCheckResult.objects.exists()
 
 

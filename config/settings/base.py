@@ -6,7 +6,7 @@ from pathlib import Path
 
 import dj_database_url
 
-from config.env import env_bool, env_int, env_list, env_optional, env_str
+from config.env import env_bool, env_int, env_json, env_list, env_optional, env_str
 from config.redis_urls import for_kombu, for_redis_py
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
@@ -257,7 +257,22 @@ CELERY_BEAT_SCHEDULE = {
     "run-due-health-checks": {"task": "features.run_due_health_checks", "schedule": 60.0},
 }
 
+# --- Outbound requests (health checks, webhooks) ------------------------------------------------
+# Requests users aim (health check URLs) never reach loopback, private, link-local, unique-local,
+# multicast or metadata addresses, unless listed here: host names, *.suffixes, addresses or
+# CIDR ranges, comma-separated (e.g. "status.internal,10.20.0.0/16").
+RUNWAY_OUTBOUND_ALLOW = env_list("RUNWAY_OUTBOUND_ALLOW", [])
+
 # --- Health checks of live cards ----------------------------------------------------------------
-# Command checks run a program on the worker's machine: off unless the operator turns them on
-# (and then only workspace owners and admins may set them).
-HEALTH_CHECK_ALLOW_COMMANDS = env_bool("HEALTH_CHECK_ALLOW_COMMANDS", False)
+# Command checks run only commands the operator defines here, by name (JSON, see README):
+# {"disk": {"argv": ["/usr/lib/nagios/plugins/check_disk", "-w", "10%"], "args": ["/var"]}}.
+HEALTH_CHECK_COMMANDS = env_json("HEALTH_CHECK_COMMANDS", {})
+# A workspace may have this many checks (and gets at most this many per sweep).
+HEALTH_CHECK_MAX_PER_WORKSPACE = env_int("HEALTH_CHECK_MAX_PER_WORKSPACE", 20)
+# Checks run on their own queue and worker pool ("health" in the Procfile): a slow or hanging
+# target never holds a pipeline worker.
+RUNWAY_HEALTH_QUEUE = env_str("RUNWAY_HEALTH_QUEUE", "health")
+CELERY_TASK_ROUTES = {
+    "features.run_due_health_checks": {"queue": RUNWAY_HEALTH_QUEUE},
+    "features.run_health_check": {"queue": RUNWAY_HEALTH_QUEUE},
+}

@@ -21,6 +21,7 @@ class HealthCheckForm(forms.Form):
         choices=[("", "No check"), ("http", "HTTP"), ("command", "Command")], required=False
     )
     target = forms.CharField(max_length=2000, required=False, strip=True)
+    args = forms.CharField(max_length=500, required=False, strip=True)
     expect = forms.CharField(max_length=40, required=False, strip=True)
     every = forms.CharField(max_length=20, required=False, strip=True)
 
@@ -29,7 +30,9 @@ class HealthCheckForm(forms.Form):
         if not data["type"]:
             return {}
         target = "url" if data["type"] == "http" else "command"
-        config = {"type": data["type"], target: data["target"]}
+        config: dict[str, Any] = {"type": data["type"], target: data["target"]}
+        if data["type"] == "command":
+            config["args"] = data["args"].split()
         config.update({k: data[k] for k in ("expect", "every") if data[k]})
         return config
 

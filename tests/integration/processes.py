@@ -153,6 +153,41 @@ class Stack:
             raise AssertionError(f"worker exited early:\n{worker.log()[-3000:]}")
         return worker
 
+    def start_health_worker(self, concurrency: int = 8) -> Process:
+        """The health-check pool as the Procfile runs it: threads, the health queue only."""
+        self._count += 1
+        nodename = f"health{self._count}-{os.getpid()}@test"
+        worker = Process(
+            f"health{self._count}",
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "config",
+                "worker",
+                "--loglevel=INFO",
+                "--pool=threads",
+                f"--concurrency={concurrency}",
+                "-Q",
+                settings.RUNWAY_HEALTH_QUEUE,
+                "-n",
+                nodename,
+                "--without-mingle",
+                "--without-gossip",
+            ],
+            self.env,
+        )
+        self.workers.append(worker)
+        wait_until(
+            lambda: f"{nodename} ready." in worker.log() or not worker.alive(),
+            timeout=60,
+            what=f"health worker {nodename} to report ready",
+        )
+        if not worker.alive():
+            raise AssertionError(f"health worker exited early:\n{worker.log()[-3000:]}")
+        return worker
+
     def start_web(self) -> str:
         """A real daphne server (HTTP + websockets) on a free port; returns its base URL."""
         with socket.socket() as probe:

@@ -1,4 +1,5 @@
-"""`make run`: embedded Redis (unless REDIS_URL is set), migrate, seed, then web + worker + beat."""
+"""`make run`: embedded Redis (unless REDIS_URL is set), migrate, seed, then the Procfile's
+web + worker + health-check worker + beat."""
 
 from __future__ import annotations
 
@@ -47,7 +48,7 @@ class Command(BaseCommand):
             self.style.SUCCESS(
                 f"\n  Runway is starting on http://{host}:{port}/\n"
                 "  Log in as demo / demo  (admin: http://%s:%s/admin/)\n"
-                "  Ctrl-C stops web, worker, beat and the embedded Redis.\n" % (host, port)
+                "  Ctrl-C stops web, workers, beat and the embedded Redis.\n" % (host, port)
             )
         )
 
