@@ -1,4 +1,8 @@
-"""Liveness of the parts a pipeline needs: database, broker, workers, and the recovery sweeps."""
+"""Liveness of the parts a pipeline needs: database, broker, workers, and the recovery sweeps.
+
+The full report (error text, worker ids, every run id) is for site administrators; anonymous
+callers get ok/failing per part, members only their own workspaces' runs.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +11,11 @@ from typing import Any
 
 import redis
 from django.conf import settings
+from django.contrib.auth.models import User
 from django.db import connection
 from django.utils import timezone
 
+from features.access import workspaces_for
 from pipeline.models import Run, Sweep, WorkerHeartbeat
 
 
@@ -102,3 +108,40 @@ def health_report() -> dict[str, Any]:
     }
     report["ok"] = all(part["ok"] for part in list(report.values()))
     return report
+
+
+def public_status(report: dict[str, Any]) -> dict[str, Any]:
+    """What anyone may know (GET /healthz, no login): ok or failing per part, nothing else —
+    no run ids, worker hosts, pids or error text from another tenant's world."""
+    parts = {
+        name: "ok" if part["ok"] else "failing" for name, part in report.items() if name != "ok"
+    }
+    return {"ok": bool(report["ok"]), **parts}
+
+
+def health_report_for(user: User) -> dict[str, Any]:
+    """The health report a workspace member gets from the API: each part's status, the number
+    of live workers, and only the runs of the member's own workspaces."""
+    report = health_report()
+    mine = Run.objects.filter(workspace__in=workspaces_for(user))
+    workers = report["workers"]
+    filtered: dict[str, Any] = {"ok": bool(workers["ok"]), "alive": int(workers.get("alive", 0))}
+    if workers.get("ok") or "alive" in workers:
+        running = {i for w in workers.get("workers", []) for i in _int_ids(w["current_run_ids"])}
+        filtered["running_runs"] = sorted(mine.filter(pk__in=running).values_list("pk", flat=True))
+        filtered["runs_queued"] = mine.filter(status=Run.Status.QUEUED).count()
+    if not workers["ok"]:
+        filtered["error"] = "no worker alive: runs will start when a worker connects"
+    return {
+        "ok": bool(report["ok"]),
+        "database": {"ok": bool(report["database"]["ok"])},
+        "broker": {"ok": bool(report["broker"]["ok"])},
+        "workers": filtered,
+        "sweeps": {"ok": bool(report["sweeps"]["ok"])},
+    }
+
+
+def _int_ids(raw: Any) -> list[int]:
+    if not isinstance(raw, list):
+        return []
+    return [i for i in raw if isinstance(i, int) and not isinstance(i, bool)]

@@ -30,7 +30,7 @@ from features.api.base import (
     Text,
     caller,
     clean_text,
-    require_admin_somewhere,
+    require_site_admin,
     responses,
 )
 from skills import validation
@@ -239,8 +239,9 @@ def list_skills(
 
 @router.post("/skills/sync", response=responses({200: SyncOut}, WRITE_ERRORS))
 def sync_skills(request: HttpRequest) -> dict[str, Any]:
-    """Read skills/library (every folder first: one bad file imports nothing) into built-ins."""
-    require_admin_somewhere(caller(request))
+    """Read skills/library (every folder first: one bad file imports nothing) into the built-in
+    skills every workspace shares (site administrators)."""
+    require_site_admin(caller(request))
     try:
         definitions = load_library()
     except SkillFormatError as exc:

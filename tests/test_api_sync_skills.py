@@ -1,4 +1,5 @@
-"""POST /api/skills/sync: read skills/library into the built-in skills (admins only)."""
+"""POST /api/skills/sync: read skills/library into the built-in skills every workspace shares
+(site administrators only: a workspace owner must not change what other tenants run)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from skills import api as skills_api
 from skills.catalog import LIBRARY_DIR, load_library
 from skills.models import Skill
 from tests.api_helpers import api_client, error_of
+from tests.factories import UserFactory
 
 
 @pytest.fixture
@@ -26,8 +28,13 @@ def sync(client):
     return client.post("/api/skills/sync")
 
 
-def test_it_leaves_an_unchanged_library_alone(story, library):
-    response = sync(api_client(story.owner))
+@pytest.fixture
+def site_admin(db):
+    return UserFactory.create(username="root", is_superuser=True)
+
+
+def test_it_leaves_an_unchanged_library_alone(story, library, site_admin):
+    response = sync(api_client(site_admin))
 
     assert response.status_code == 200
     body = response.json()
@@ -35,23 +42,23 @@ def test_it_leaves_an_unchanged_library_alone(story, library):
     assert {s["slug"] for s in body["skills"]} == {p.name for p in library.iterdir()}
 
 
-def test_it_saves_a_changed_skill_as_a_new_version(story, library):
+def test_it_saves_a_changed_skill_as_a_new_version(story, library, site_admin):
     prompt = library / "write-architecture" / "prompt.md"
     prompt.write_text(prompt.read_text() + "\nKeep it short.\n")
     before = Skill.objects.filter(workspace=None, slug="write-architecture").count()
 
-    response = sync(api_client(story.owner))
+    response = sync(api_client(site_admin))
 
     assert response.json()["created"] == 1
     changed = [s for s in response.json()["skills"] if s["created"]]
     assert [(s["slug"], s["version"]) for s in changed] == [("write-architecture", before + 1)]
 
 
-def test_it_imports_nothing_when_one_file_is_malformed(story, library):
+def test_it_imports_nothing_when_one_file_is_malformed(story, library, site_admin):
     (library / "write-spec" / "SKILL.md").write_text("no title here\n")
     count = Skill.objects.count()
 
-    response = sync(api_client(story.owner))
+    response = sync(api_client(site_admin))
 
     assert response.status_code == 422
     error = error_of(response)
@@ -61,9 +68,16 @@ def test_it_imports_nothing_when_one_file_is_malformed(story, library):
     assert Skill.objects.count() == count
 
 
-@pytest.mark.parametrize("who", ["teammate", "viewer"])
-def test_it_refuses_members_who_admin_no_workspace(story, library, who):
-    assert sync(api_client(getattr(story, who))).status_code == 403
+@pytest.mark.parametrize("who", ["owner", "teammate", "viewer", "outsider"])
+def test_it_refuses_everyone_but_site_administrators(story, library, who):
+    (library / "write-spec" / "prompt.md").write_text("Changed by a tenant.\n")
+    count = Skill.objects.count()
+
+    response = sync(api_client(getattr(story, who)))
+
+    assert response.status_code == 403
+    assert "site administrators" in error_of(response)["message"]
+    assert Skill.objects.count() == count
 
 
 def test_it_asks_an_anonymous_caller_to_authenticate(story, library):

@@ -1,4 +1,5 @@
-"""GET /healthz: database, broker (the real Redis) and workers, 503 when a part is down."""
+"""GET /healthz: database, broker (the real Redis) and workers, 503 when a part is down; to an
+anonymous caller only "ok" or "failing" per part, never a run id, worker host or pid."""
 
 from __future__ import annotations
 
@@ -37,10 +38,7 @@ def _swept(request: pytest.FixtureRequest) -> None:
 def test_it_reports_database_broker_and_workers():
     _, report = _get()
 
-    assert set(report) >= {"ok", "database", "broker", "workers"}
-    assert report["database"]["ok"] is True
-    assert report["broker"]["ok"] is True
-    assert isinstance(report["broker"]["messages_waiting"], int)
+    assert report == {"ok": False, "database": "ok", "broker": "ok", "workers": "failing"}
 
 
 def test_it_answers_503_when_no_worker_is_alive():
@@ -48,23 +46,16 @@ def test_it_answers_503_when_no_worker_is_alive():
 
     assert status == 503
     assert report["ok"] is False
-    assert report["workers"]["ok"] is False
-    assert report["workers"]["alive"] == 0
-    assert "no worker alive" in report["workers"]["error"]
+    assert report["workers"] == "failing"
 
 
-def test_it_answers_200_with_a_fresh_heartbeat():
+def test_it_answers_200_with_a_fresh_heartbeat_and_names_nothing():
     _heartbeat(last_seen=timezone.now(), current_run_ids=[7])
 
     status, report = _get()
 
     assert status == 200
-    assert report["ok"] is True
-    assert report["workers"]["ok"] is True
-    assert report["workers"]["alive"] == 1
-    (worker,) = report["workers"]["workers"]
-    assert worker["worker_id"] == "celery@box"
-    assert worker["current_run_ids"] == [7]
+    assert report == {"ok": True, "database": "ok", "broker": "ok", "workers": "ok"}
 
 
 def test_it_counts_a_stale_heartbeat_as_dead():
@@ -73,8 +64,7 @@ def test_it_counts_a_stale_heartbeat_as_dead():
     status, report = _get()
 
     assert status == 503
-    assert report["workers"]["ok"] is False
-    assert report["workers"]["alive"] == 0
+    assert report["workers"] == "failing"
 
 
 def test_it_counts_a_stopped_worker_as_dead():
@@ -83,17 +73,17 @@ def test_it_counts_a_stopped_worker_as_dead():
     status, report = _get()
 
     assert status == 503
-    assert report["workers"]["alive"] == 0
+    assert report["workers"] == "failing"
 
 
-def test_it_lists_only_the_live_workers():
-    _heartbeat("celery@old", last_seen=timezone.now() - timedelta(minutes=2))
-    _heartbeat("celery@new", last_seen=timezone.now())
+def test_a_failing_part_says_failing_without_its_error(settings):
+    settings.REDIS_URL = "redis://127.0.0.1:1/0"  # nothing listens there
+    _heartbeat(last_seen=timezone.now())
 
     status, report = _get()
 
-    assert status == 200
-    assert [w["worker_id"] for w in report["workers"]["workers"]] == ["celery@new"]
+    assert status == 503
+    assert report == {"ok": False, "database": "ok", "broker": "failing", "workers": "ok"}
 
 
 def test_it_is_not_cached():

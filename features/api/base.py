@@ -19,8 +19,6 @@ from django.http import HttpRequest
 from ninja import Schema
 from pydantic import AfterValidator, ConfigDict, Field, StringConstraints
 
-from features.models import Membership
-
 logger = logging.getLogger(__name__)
 
 # Largest id a database primary key can hold: a bigger number is a 422, not an overflow.
@@ -162,9 +160,14 @@ def check_launch_rate(user: User) -> None:
         )
 
 
-def require_admin_somewhere(user: User) -> None:
-    """Server-wide operations (sweeps, the built-in library) need an owner or admin of some
-    workspace, or a site administrator."""
-    admin_roles = (Membership.Role.OWNER, Membership.Role.ADMIN)
-    if not (user.is_superuser or user.memberships.filter(role__in=admin_roles).exists()):
-        raise ApiError(403, "forbidden", "Only workspace owners and admins can do this.")
+def require_site_admin(user: User) -> None:
+    """Server-wide operations (rescue every workspace's stalled runs, forget old heartbeats,
+    sync the built-in skills every workspace shares) are for site administrators only
+    (Django's is_superuser): a workspace owner acts on their own workspaces' runs."""
+    if not user.is_superuser:
+        raise ApiError(
+            403,
+            "forbidden",
+            "Only site administrators can do this: it acts on every workspace. Workspace "
+            'admins rescue their own runs with POST /api/runs/{id} {"action": "rescue"}.',
+        )

@@ -36,13 +36,13 @@ from features.api.base import (
     Slug,
     caller,
     check_launch_rate,
-    require_admin_somewhere,
+    require_site_admin,
     responses,
 )
 from pipeline import engine
 from pipeline.api.cards import ArtifactOut, artifact_out
 from pipeline.db_faults import release_connection
-from pipeline.health import health_report
+from pipeline.health import health_report, health_report_for
 from pipeline.models import WORKER_STALE_AFTER, Run, RunLog, WorkerHeartbeat
 
 router = Router()
@@ -569,11 +569,14 @@ def list_workers(request: HttpRequest) -> dict[str, Any]:
 
 @router.post("/workers", response=responses({200: WorkerActionOut}, WRITE_ERRORS))
 def act_on_workers(request: HttpRequest, payload: WorkerAction) -> dict[str, Any]:
-    """health_check (anyone); rescue stale running runs now, or cleanup old heartbeats (admins)."""
+    """health_check (anyone: the parts' status, and only your workspaces' runs); rescue every
+    stale running run now, or cleanup old heartbeats (site administrators: both act on every
+    workspace)."""
     user = caller(request)
     if payload.action == "health_check":
-        return {"action": payload.action, "health": health_report()}
-    require_admin_somewhere(user)
+        report = health_report() if user.is_superuser else health_report_for(user)
+        return {"action": payload.action, "health": report}
+    require_site_admin(user)
     if payload.action == "rescue":
         requeued, failed = engine.rescue_stale_running()
         return {"action": payload.action, "requeued": requeued, "failed": failed}

@@ -13,15 +13,16 @@ from features.access import get_workspace
 from features.models import Membership, Workspace
 from features.views.common import HtmxHttpRequest, with_toast
 from pipeline import engine, queries
-from pipeline.health import health_report
+from pipeline.health import health_report, public_status
 from pipeline.models import Run
 
 
 @require_GET
 @never_cache
 def healthz(request: HttpRequest) -> JsonResponse:
+    """Anyone (load balancers, uptime monitors): ok or failing per part, 503 when one fails."""
     report = health_report()
-    return JsonResponse(report, status=200 if report["ok"] else 503)
+    return JsonResponse(public_status(report), status=200 if report["ok"] else 503)
 
 
 # --- Runs & workers ---------------------------------------------------------------------------
