@@ -96,6 +96,25 @@ def _next_position(stage: Stage) -> int:
     return 0 if top is None else top + 1
 
 
+TITLE_MAX = 200
+DESCRIPTION_MAX = 20_000
+NOTE_MAX = 500
+
+
+def check_text(value: str, what: str, max_length: int) -> str:
+    """Text a person typed, as every door must accept it: at most `max_length` characters, no
+    NUL (PostgreSQL refuses it) and nothing that cannot be stored as UTF-8. Raises FeatureError."""
+    if len(value) > max_length:
+        raise FeatureError(f"{what} is at most {max_length:,} characters (got {len(value):,}).")
+    if "\x00" in value:
+        raise FeatureError(f"{what} must not contain NUL characters.")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise FeatureError(f"{what} must be valid Unicode text.") from None
+    return value
+
+
 def do_create_feature(
     workspace: Workspace,
     *,
@@ -110,8 +129,11 @@ def do_create_feature(
     title = title.strip()
     if not title:
         raise FeatureError("A feature needs a title.")
-    if len(title) > 200:
+    if len(title) > TITLE_MAX:
         raise FeatureError("Titles are at most 200 characters.")
+    check_text(title, "The title", TITLE_MAX)
+    check_text(description, "The description", DESCRIPTION_MAX)
+    check_text(note, "The note", NOTE_MAX)
     if kind not in Feature.Kind.values:
         raise FeatureError(
             f"Unknown kind {kind!r}; choose one of {', '.join(Feature.Kind.values)}."
@@ -186,9 +208,11 @@ def do_move_feature(
 
     The card domain's half of a move: whether the card may leave its stage (an active run),
     what entering a stage starts and the status it and its dependents show then are the
-    pipeline's business (``pipeline.engine.move_feature``,
-    the writer people's moves go through). Raises FeatureError for a stage of another workspace.
+    pipeline's business (``pipeline.engine.move_feature``, the writer people's moves go
+    through). Raises FeatureError for a stage of another workspace, or a note over 500
+    characters or with NUL.
     """
+    check_text(note, "The note", NOTE_MAX)
     if stage.workspace_id != feature.workspace_id:
         raise FeatureError("That stage belongs to another workspace.")
     with transaction.atomic():
@@ -221,11 +245,11 @@ def do_update_feature(
     changes: dict[str, object] = {}
     if title is not None:
         title = title.strip()
-        if not title or len(title) > 200:
+        if not title or len(title) > TITLE_MAX:
             raise FeatureError("A title is 1 to 200 characters.")
-        changes["title"] = title
+        changes["title"] = check_text(title, "The title", TITLE_MAX)
     if description is not None:
-        changes["description"] = description
+        changes["description"] = check_text(description, "The description", DESCRIPTION_MAX)
     updated = Feature.objects.filter(pk=feature.pk, version=expected_version).update(
         version=F("version") + 1, updated_at=timezone.now(), **changes
     )

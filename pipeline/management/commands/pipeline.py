@@ -2,6 +2,11 @@
 
 Every subcommand calls the same services as the board and the API. Errors are one line on
 stderr and a non-zero exit; `--json` prints machine-readable output on stdout.
+
+Without `--as` the command is the server's operator, who sees every workspace. With
+`--as USER` (or RUNWAY_CLI_USER) it is that person, with the web's rules (features.access):
+a workspace they are not in does not exist for them, viewers only read, and the same input
+limits apply.
 """
 
 from __future__ import annotations
@@ -12,9 +17,13 @@ from argparse import ArgumentParser
 from typing import Any
 
 from django.contrib.auth.models import User
+from django.core.exceptions import PermissionDenied
 from django.core.management.base import BaseCommand, CommandError
 from django.db.models import Count
+from django.http import Http404
 
+from config.jsonlimits import loads_limited
+from features import access
 from features.actions import FeatureError
 from features.models import Feature, Stage, Workspace
 from pipeline import engine
@@ -136,6 +145,8 @@ class Command(BaseCommand):
             handler(options)
         except (FeatureError, engine.EngineError) as exc:
             raise CommandError(str(exc)) from exc
+        except PermissionDenied as exc:
+            raise CommandError(f"{self.actor}: {exc}") from exc
 
     # --- lookups ----------------------------------------------------------------------------
 
@@ -148,20 +159,30 @@ class Command(BaseCommand):
             raise CommandError(f"No user {username!r}.")
         return user
 
-    def _workspace(self, slug: str | None) -> Workspace:
+    def _workspace(self, slug: str | None, *, write: bool = False) -> Workspace:
         slug = slug or os.environ.get("RUNWAY_WORKSPACE")
+        visible = (
+            Workspace.objects.all() if self.actor is None else access.workspaces_for(self.actor)
+        )
         if slug:
-            workspace = Workspace.objects.filter(slug=slug).first()
+            workspace = visible.filter(slug=slug).first()
             if workspace is None:
-                known = ", ".join(Workspace.objects.values_list("slug", flat=True)) or "none"
+                known = ", ".join(visible.values_list("slug", flat=True)) or "none"
                 raise CommandError(f"No workspace {slug!r} (known: {known}).")
-            return workspace
-        workspace = Workspace.objects.order_by("id").first()
-        if workspace is None:
-            raise CommandError("No workspace yet: run `manage.py seed_demo` or create one.")
+        else:
+            workspace = visible.order_by("id").first()
+            if workspace is None:
+                raise CommandError("No workspace yet: run `manage.py seed_demo` or create one.")
+        if self.actor is not None:
+            access.get_workspace(self.actor, workspace.slug, write=write)  # the role
         return workspace
 
-    def _feature(self, pk: int) -> Feature:
+    def _feature(self, pk: int, *, write: bool = False) -> Feature:
+        if self.actor is not None:
+            try:
+                return access.get_feature(self.actor, pk, write=write)[0]
+            except Http404:
+                raise CommandError(f"No card #{pk}.") from None
         feature = Feature.objects.select_related("workspace", "stage").filter(pk=pk).first()
         if feature is None:
             raise CommandError(f"No card #{pk}.")
@@ -181,7 +202,11 @@ class Command(BaseCommand):
 
     def do_create(self, options: dict[str, Any]) -> None:
         parent = self._feature(options["parent"]) if options["parent"] else None
-        workspace = parent.workspace if parent else self._workspace(options["workspace"])
+        workspace = (
+            self._workspace(parent.workspace.slug, write=True)
+            if parent
+            else self._workspace(options["workspace"], write=True)
+        )
         if parent and options["workspace"] and options["workspace"] != workspace.slug:
             raise CommandError(f"Card #{parent.pk} belongs to workspace {workspace.slug}.")
         stage = self._stage(workspace, options["stage"]) if options["stage"] else None
@@ -203,7 +228,7 @@ class Command(BaseCommand):
         self._emit(options, data, str(feature.pk))
 
     def do_launch(self, options: dict[str, Any]) -> None:
-        launched = engine.launch_pipeline(self._feature(options["id"]), self.actor)
+        launched = engine.launch_pipeline(self._feature(options["id"], write=True), self.actor)
         verb = "Resumed" if launched.resumed else "Launched"
         self._emit(
             options,
@@ -212,11 +237,11 @@ class Command(BaseCommand):
         )
 
     def do_stop(self, options: dict[str, Any]) -> None:
-        stopped = engine.stop_pipeline(self._feature(options["id"]), self.actor)
+        stopped = engine.stop_pipeline(self._feature(options["id"], write=True), self.actor)
         self._emit(options, {"stopped": stopped}, f"Stopped {stopped} run(s).")
 
     def do_retry(self, options: dict[str, Any]) -> None:
-        feature = self._feature(options["id"])
+        feature = self._feature(options["id"], write=True)
         last = feature.runs.order_by("-created_at", "-id").first()
         if last is None or last.status not in (Run.Status.FAILED, Run.Status.CANCELLED):
             raise CommandError(f"Card #{feature.pk} has no failed run to retry.")
@@ -228,7 +253,7 @@ class Command(BaseCommand):
         )
 
     def do_move(self, options: dict[str, Any]) -> None:
-        feature = self._feature(options["id"])
+        feature = self._feature(options["id"], write=True)
         stage = self._stage(feature.workspace, options["stage"])
         feature = engine.move_feature(feature, stage, user=self.actor, note=options["note"])
         self._emit(options, feature_dict(feature), f"#{feature.pk} is now in {stage.name}")
@@ -255,7 +280,7 @@ class Command(BaseCommand):
             "stage__board", "stage__position", "position", "id"
         )
         if options["parent"]:
-            cards = cards.filter(parent_id=options["parent"])
+            cards = cards.filter(parent=self._feature(options["parent"]))
         else:
             cards = cards.filter(workspace=self._workspace(options["workspace"]))
         if options["stage"]:
@@ -284,11 +309,11 @@ class Command(BaseCommand):
     def do_health(self, options: dict[str, Any]) -> None:
         from features import health
 
-        feature = self._feature(options["id"])
+        feature = self._feature(options["id"], write=True)
         if options["config"] is not None or options["clear"]:
             try:
-                config = {} if options["clear"] else json.loads(options["config"])
-            except json.JSONDecodeError as exc:
+                config = {} if options["clear"] else loads_limited(options["config"])
+            except ValueError as exc:
                 raise CommandError(f"--set needs JSON: {exc}") from exc
             feature = health.do_set_health_check(feature, config, self.actor)
             text = f"#{feature.pk}: {health.describe(feature.health_check)}"
