@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -29,6 +30,8 @@ INSTALLED_APPS = [
     "django_htmx",
     "template_partials",
     "channels",
+    # Login throttling: failed logins per username and per client address (see "Auth" below).
+    "axes",
     # In INSTALLED_APPS so /api/docs serves its bundled Swagger UI files, not a CDN's.
     "ninja",
     "features",
@@ -48,6 +51,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # Last, as django-axes asks: it turns a lockout raised during login into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -160,6 +165,24 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 
 
 # --- Auth -----------------------------------------------------------------------------------
+# django-axes counts failed logins (pages and admin alike) per username and, separately, per
+# client address; at the limit both lock for the cool-off, and every failure is logged (logger
+# "axes") and kept in the admin's "Access attempts". Behind a proxy, run daphne with
+# --proxy-headers so the client address is the caller's, not the proxy's.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env_int("RUNWAY_LOGIN_FAILURE_LIMIT", 5)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("RUNWAY_LOGIN_LOCKOUT_MINUTES", 15))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+AXES_HTTP_RESPONSE_CODE = 429
+# Log the username and address of each failure (never the password), for the operator and
+# tools like fail2ban; axes masks them by default.
+AXES_SENSITIVE_PARAMETERS: list[str] = []
+AXES_ENABLE_ACCESS_FAILURE_LOG = True  # each failure kept in the admin (Access failures)
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "features:home"
 LOGOUT_REDIRECT_URL = "login"
