@@ -3,6 +3,9 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+# manage.py, ASGI and Celery default to production settings; the local commands choose theirs.
+DEV := DJANGO_SETTINGS_MODULE=config.settings.dev
+TESTING := DJANGO_SETTINGS_MODULE=config.settings.test
 
 .PHONY: install run test lint typecheck pytest browser screenshots bench chaos migrate seed clean
 
@@ -18,7 +21,7 @@ $(STAMP): pyproject.toml
 # Migrates, seeds the demo data and starts web + worker + beat (and an embedded Redis
 # when REDIS_URL is unset) on http://127.0.0.1:8000.
 run: install
-	$(PY) manage.py serve
+	$(DEV) $(PY) manage.py serve
 
 test: install lint typecheck pytest
 
@@ -31,7 +34,7 @@ typecheck: install
 	$(VENV)/bin/mypy .
 
 pytest: install browser
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(TESTING) $(PY) -m pytest $(PYTEST_ARGS)
 
 # Browser tests drive Debian's Chromium (never a downloaded browser). As root we install it;
 # otherwise we say how, and the browser tests fail loudly rather than skip.
@@ -43,7 +46,7 @@ browser:
 
 # Screenshots of the board, a card and the phone layout, from the browser tests.
 screenshots: install browser
-	RUNWAY_SCREENSHOTS=docs/screenshots $(PY) -m pytest tests/browser -q
+	$(TESTING) RUNWAY_SCREENSHOTS=docs/screenshots $(PY) -m pytest tests/browser -q
 
 # Benchmarks and the chaos run (not tests): real worker processes on the machine's PostgreSQL
 # and Redis when they answer, the embedded defaults otherwise. See README "Performance".
@@ -54,10 +57,10 @@ chaos: install
 	$(PY) -m bench.chaos $(CHAOS_ARGS)
 
 migrate: install
-	$(PY) manage.py migrate
+	$(DEV) $(PY) manage.py migrate
 
 seed: install
-	$(PY) manage.py seed_demo
+	$(DEV) $(PY) manage.py seed_demo
 
 clean:
 	rm -rf $(VENV) var/*.sqlite3* var/redis* var/celerybeat*

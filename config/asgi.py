@@ -6,7 +6,9 @@ import os
 
 from django.core.asgi import get_asgi_application
 
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.dev")
+# Production unless development or tests are chosen explicitly (make run, pytest): a
+# forgotten variable must never mean DEBUG on and a public secret key.
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.prod")
 # Before the settings load: the web process borrows database connections from a fixed-size pool
 # instead of keeping one per thread (config/settings/base.py).
 os.environ.setdefault("RUNWAY_PROCESS", "web")

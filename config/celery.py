@@ -6,7 +6,9 @@ import os
 
 from celery import Celery
 
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.dev")
+# Production unless development or tests are chosen explicitly (make run, pytest): a
+# forgotten variable must never mean DEBUG on and a public secret key.
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.prod")
 
 app = Celery("runway")
 app.config_from_object("django.conf:settings", namespace="CELERY")

@@ -96,6 +96,18 @@
     });
   }
 
+  // htmx carries the attributes of an element being replaced over to its replacement with the
+  // same id while it settles; a style attribute left by Sortable's animation would then be
+  // applied as an inline style, which the Content-Security-Policy blocks. Drop them first.
+  function dropInlineStyles(event) {
+    const target = event.detail && event.detail.target;
+    if (!(target instanceof Element)) return;
+    if (target.id) target.removeAttribute("style");
+    target.querySelectorAll("[id][style]").forEach(function (el) { el.removeAttribute("style"); });
+  }
+  document.addEventListener("htmx:beforeSwap", dropInlineStyles);
+  document.addEventListener("htmx:oobBeforeSwap", dropInlineStyles);
+
   // A card redrawn in a new column may still sit in the old one after a missed event.
   function dropDuplicates(root) {
     root.querySelectorAll(".card[id]").forEach(function (card) {
@@ -105,11 +117,25 @@
     });
   }
 
+  // Progress bars carry their width as data-progress: the Content-Security-Policy forbids
+  // style attributes in markup, but not setting a style property from our own script.
+  function sizeBars(root) {
+    const bars = Array.from(root.querySelectorAll ? root.querySelectorAll(".bar[data-progress]") : []);
+    if (root.matches && root.matches(".bar[data-progress]")) bars.push(root);
+    bars.forEach(function (bar) {
+      const fill = bar.querySelector("span");
+      const percent = Math.max(0, Math.min(100, parseInt(bar.dataset.progress, 10) || 0));
+      if (fill) fill.style.width = percent + "%";
+    });
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
     initSortable(document);
+    sizeBars(document);
     if (typeof htmx === "undefined") return;
     htmx.onLoad(function (element) {
       if (!(element instanceof Element)) return;
+      sizeBars(element);
       initSortable(element.matches(".cards") ? element.parentElement : element);
       if (element.matches(".column, #board-body")) dropDuplicates(element);
       if (element.matches(".toast")) scheduleClose(element);

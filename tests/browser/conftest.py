@@ -77,3 +77,20 @@ def screenshot(page: Page, name: str) -> Path:
     path = SCREENSHOTS / f"{name}.png"
     page.screenshot(path=str(path), full_page=True)
     return path
+
+
+@pytest.fixture(autouse=True)
+def _no_policy_violations(page: Page) -> Iterator[None]:
+    """Every page must satisfy the Content-Security-Policy: Chromium reports each blocked
+    script, style or connection on the console, and any report fails the test."""
+    violations: list[str] = []
+    page.on(
+        "console",
+        lambda message: (
+            violations.append(f"{message.text} at {message.location}")
+            if "Content Security Policy" in message.text
+            else None
+        ),
+    )
+    yield
+    assert violations == []
