@@ -7,8 +7,11 @@ Layout::
     <slug>/prompt.md
 
 Import checks every checksum before it reads anything, so a bundle changed after export (or
-damaged on the way) is refused whole. An imported skill is a workspace's own, starts as
-`community` and must be vetted by an admin before a fully automatic recipe may use it.
+damaged on the way) is refused whole. A damaged archive of any kind (bad CRC, corrupt
+stream, unknown compression, encrypted entry, size fields that lie, a manifest nested too
+deep, NUL bytes in a file) is a BundleError saying so, never a crash. An imported skill is a
+workspace's own, starts as `community` and must be vetted by an admin before a fully automatic
+recipe may use it.
 """
 
 from __future__ import annotations
@@ -17,12 +20,15 @@ import hashlib
 import io
 import json
 import re
+import struct
 import tempfile
 import zipfile
+import zlib
 from pathlib import Path
 
 from django.db import transaction
 
+from config.jsonlimits import loads_limited
 from features.models import Workspace
 from skills.actions import definition_of
 from skills.catalog import SkillDefinition, SkillFormatError, parse_skill_dir
@@ -31,6 +37,24 @@ from skills.models import Skill
 FORMAT = "runway-skill-bundle"
 MAX_BUNDLE_BYTES = 1_000_000
 MAX_FILE_BYTES = 200_000
+MAX_ENTRIES = 20
+MANIFEST_MAX_DEPTH = 4
+# What zipfile and zlib raise on a damaged or hostile archive: bad CRC and truncation
+# (BadZipFile, EOFError), corrupt deflate data (zlib.error), an unknown compression method
+# (NotImplementedError), an encrypted entry (RuntimeError), broken headers (struct.error,
+# ValueError, OverflowError) and I/O on them (OSError).
+_DAMAGED = (
+    zipfile.BadZipFile,
+    zipfile.LargeZipFile,
+    zlib.error,
+    NotImplementedError,
+    RuntimeError,
+    EOFError,
+    OSError,
+    ValueError,
+    OverflowError,
+    struct.error,
+)
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]{0,79}$")
 _FILE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 
@@ -89,13 +113,35 @@ def bundle_filename(skill: Skill) -> str:
 
 
 def _read(archive: zipfile.ZipFile, name: str) -> bytes:
+    """One file's bytes, read with a cap whatever its header claims."""
     try:
         info = archive.getinfo(name)
     except KeyError:
         raise BundleError(f"The bundle has no {name}.") from None
     if info.file_size > MAX_FILE_BYTES:
         raise BundleError(f"{name} is larger than {MAX_FILE_BYTES // 1000} KB.")
-    return archive.read(info)
+    if info.flag_bits & 0x1:
+        raise BundleError(f"{name} is encrypted: export the skill again without a password.")
+    try:
+        with archive.open(info) as stream:
+            data = stream.read(MAX_FILE_BYTES + 1)
+    except _DAMAGED as exc:
+        raise BundleError(f"{name} is damaged ({_reason(exc)}): export the skill again.") from None
+    if len(data) > MAX_FILE_BYTES or len(data) != info.file_size:
+        raise BundleError(f"{name} is not the size its header says: the bundle is damaged.")
+    if b"\x00" in data:
+        raise BundleError(f"{name} contains NUL bytes: a skill's files are text.")
+    return data
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, NotImplementedError):
+        return "an unsupported compression method"
+    if isinstance(exc, zlib.error):
+        return "corrupt compressed data"
+    if isinstance(exc, zipfile.BadZipFile) and "CRC" in str(exc):
+        return "bad CRC"
+    return "unreadable"
 
 
 def read_bundle(data: bytes) -> SkillDefinition:
@@ -104,13 +150,17 @@ def read_bundle(data: bytes) -> SkillDefinition:
         raise BundleError(f"A bundle is at most {MAX_BUNDLE_BYTES // 1000} KB.")
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
-    except zipfile.BadZipFile:
+    except _DAMAGED:
         raise BundleError("This is not a skill bundle: it is not a zip file.") from None
     with archive:
+        if len(archive.infolist()) > MAX_ENTRIES:
+            raise BundleError(f"A bundle holds at most {MAX_ENTRIES} files.")
         try:
-            manifest = json.loads(_read(archive, "manifest.json"))
+            manifest = loads_limited(_read(archive, "manifest.json"), MANIFEST_MAX_DEPTH)
         except ValueError:
-            raise BundleError("manifest.json is not valid JSON.") from None
+            raise BundleError(
+                f"manifest.json is not valid JSON (nested at most {MANIFEST_MAX_DEPTH} levels)."
+            ) from None
         if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
             raise BundleError(f'manifest.json does not say "format": "{FORMAT}".')
         slug, files = manifest.get("slug"), manifest.get("files")

@@ -7,12 +7,14 @@ are kept as typed, so a typo is shown back next to its error instead of being lo
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from django import forms
 from django.http import QueryDict
 
+from config.jsonlimits import loads_limited
 from features.models import Workspace
 from skills.actions import RecipeSettings
 from skills.catalog import latest_skill
@@ -143,7 +145,7 @@ def draft_from_post(post: QueryDict) -> RecipeDraft:
 def apply_op(draft: RecipeDraft, op: str) -> None:
     """add-step, add-gate, remove-step:N, remove-gate:N, up:N, down:N (N: 0-based row)."""
     verb, _, arg = op.partition(":")
-    index = int(arg) if arg.isdigit() else -1
+    index = int(arg) if arg.isascii() and arg.isdigit() else -1
     if verb == "add-step" and len(draft.steps) < MAX_ROWS:
         draft.steps.append(StepRow())
     elif verb == "add-gate" and len(draft.gates) < MAX_ROWS:
@@ -160,7 +162,7 @@ def apply_op(draft: RecipeDraft, op: str) -> None:
 
 def _resolve(row: StepRow, workspace: Workspace) -> Skill | None:
     """Keep the version a step already uses; a newly chosen skill starts at its latest."""
-    if row.skill_id.isdigit():
+    if re.fullmatch(r"[0-9]{1,18}", row.skill_id):
         pinned = Skill.objects.filter(pk=int(row.skill_id), slug=row.slug).first()
         if pinned is not None and pinned.workspace_id in (None, workspace.pk):
             return pinned
@@ -172,10 +174,16 @@ def _resolve(row: StepRow, workspace: Workspace) -> Skill | None:
 
 def _json(raw: str, where: str, errors: list[str]) -> Any:
     try:
-        return json.loads(raw or "{}")
+        return loads_limited(raw or "{}", max_depth=JSON_MAX_DEPTH)
     except json.JSONDecodeError as exc:
         errors.append(f"{where} is not valid JSON: {exc.msg} (line {exc.lineno}).")
-        return {}
+    except ValueError as exc:
+        errors.append(f"{where}: {exc}")
+    return {}
+
+
+# Step params and mappings are small settings objects: a few levels are plenty.
+JSON_MAX_DEPTH = 8
 
 
 def _number(raw: str, where: str, low: int, high: int, errors: list[str]) -> int:

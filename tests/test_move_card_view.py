@@ -70,3 +70,16 @@ def test_viewers_cannot_move_cards(story):
     feature = card(story.workspace, "Mover")
     response = move(story.client_for(story.viewer), feature, stage(story.workspace, "done").pk)
     assert response.status_code == 403
+
+
+def test_a_stage_or_position_that_is_not_a_number_is_a_400(story):
+    feature = card(story.workspace, "Stays")
+    client = story.client_for(story.owner)
+    done = stage(story.workspace, "done")
+
+    for stage_id, position in [("done", None), ("1e3", None), ("²", None), (done.pk, "first")]:
+        response = move(client, feature, stage_id, position)
+        assert response.status_code == 400
+        assert "Choose a stage" in json.loads(response["HX-Trigger"])["toast"]["message"]
+    feature.refresh_from_db()
+    assert feature.stage.key == "idea"

@@ -45,6 +45,8 @@ MIDDLEWARE = [
     "csp.middleware.CSPMiddleware",
     # Early: an oversized API body is refused before anything reads it.
     "config.api.api_boundary_middleware",
+    # A NUL in a path, query or form is a 400 here, never a 500 from the database later.
+    "config.middleware.refuse_nul_characters",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -237,7 +239,11 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        # Failed logins are warnings; axes' routine bookkeeping at INFO is noise.
+        "axes": {"level": "WARNING"},
+    },
 }
 
 
@@ -287,6 +293,8 @@ RUNWAY_PROVIDER_LEASE_SECONDS = env_int("RUNWAY_PROVIDER_LEASE_SECONDS", 30)
 
 # --- API ------------------------------------------------------------------------------------
 RUNWAY_API_MAX_BODY_BYTES = env_int("RUNWAY_API_MAX_BODY_BYTES", 64 * 1024)
+# Any other request body (forms, skill bundle uploads): refused over this before it is read.
+RUNWAY_MAX_BODY_BYTES = env_int("RUNWAY_MAX_BODY_BYTES", 2 * 1024 * 1024)
 # Launches (launch, create with launch, retry) per user per minute, counted in Redis so every
 # web process shares one count.
 RUNWAY_API_LAUNCHES_PER_MINUTE = env_int("RUNWAY_API_LAUNCHES_PER_MINUTE", 10)

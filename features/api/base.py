@@ -73,9 +73,11 @@ def responses(ok: dict[int, Any], codes: Iterable[int]) -> dict[int, Any]:
 
 
 class Input(Schema):
-    """Request bodies: an unknown field is a mistake worth a 422, not something to ignore."""
+    """Request bodies: an unknown field is a mistake worth a 422, not something to ignore, and
+    so is a value of the wrong JSON type (strict mode): "yes" is not true, true is not card 1,
+    0 is not false."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 # --- Field types ---------------------------------------------------------------------------------

@@ -64,7 +64,7 @@ def _accept(feature: Feature, request: HtmxHttpRequest) -> str:
 
 def _reject(feature: Feature, request: HtmxHttpRequest) -> str:
     run = _run_in(feature, status=Run.Status.SUCCEEDED, decision=Run.Decision.PENDING)
-    engine.reject_run(run, request.user, request.POST.get("reason", "")[:300])
+    engine.reject_run(run, request.user, request.POST.get("reason", "")[:300].strip())
     return "Result rejected"
 
 
@@ -104,18 +104,27 @@ def render_columns(
     )
 
 
+class MoveCardForm(forms.Form):
+    """A drop: the stage's id and, optionally, the index in its column."""
+
+    stage = forms.IntegerField(min_value=1, max_value=2**63 - 1)
+    position = forms.IntegerField(min_value=0, max_value=1_000_000, required=False)
+
+
 @login_required
 @require_POST
 def move_card(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     """Drag and drop or the keyboard menu: put the card at a place in a column."""
     feature, membership = get_feature(request.user, pk, write=True)
-    stage = feature.workspace.stages.filter(pk=request.POST.get("stage") or 0).first()
-    try:
-        position = int(request.POST["position"]) if request.POST.get("position") else None
-    except ValueError:
-        position = None
-    if stage is None or (position is not None and position < 0):
+    form = MoveCardForm(request.POST)
+    stage = (
+        feature.workspace.stages.filter(pk=form.cleaned_data["stage"]).first()
+        if form.is_valid()
+        else None
+    )
+    if stage is None:
         return with_toast(HttpResponse(status=400), "Choose a stage of this board.", "error")
+    position = form.cleaned_data["position"]
     touched = {feature.stage_id, stage.pk}
     try:
         engine.move_feature(feature, stage, user=request.user, position=position)
