@@ -6,10 +6,11 @@ from django.urls import include, path
 
 from config.api import api
 from features.views import profile
+from features.views.login import LoginForm
 
 urlpatterns = [
     # Accounts
-    path("login/", auth_views.LoginView.as_view(), name="login"),
+    path("login/", auth_views.LoginView.as_view(authentication_form=LoginForm), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("profile/tokens", profile.tokens, name="tokens"),
     path("profile/tokens/<int:pk>/revoke", profile.revoke_token, name="revoke_token"),

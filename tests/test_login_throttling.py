@@ -98,3 +98,10 @@ def test_a_success_before_the_limit_starts_the_count_again(story: Story) -> None
         log_in("alice", "wrong")
 
     assert logged_in(log_in("alice", "password"))
+
+
+def test_an_overlong_username_is_a_wrong_login_not_a_crash(story: Story) -> None:
+    response = log_in("u" * 6000, "password")
+
+    assert response.status_code == 200
+    assert "didn't match" in response.content.decode()
