@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 DEV := DJANGO_SETTINGS_MODULE=config.settings.dev
 TESTING := DJANGO_SETTINGS_MODULE=config.settings.test
 
-.PHONY: install run test lint typecheck pytest browser screenshots bench chaos migrate seed clean
+.PHONY: install run test lint typecheck pytest fuzz browser screenshots bench chaos migrate seed clean
 
 install: $(STAMP)
 
@@ -35,6 +35,12 @@ typecheck: install
 
 pytest: install browser
 	$(TESTING) $(PY) -m pytest $(PYTEST_ARGS)
+
+# schemathesis with every check against a live daphne, RUNWAY_FUZZ_EXAMPLES (20) examples per
+# API operation (about five minutes), then the page-form and in-process API fuzzers with more.
+fuzz: install
+	$(TESTING) $(PY) -m pytest -m fuzz tests/integration/test_api_fuzz_live.py -q
+	$(TESTING) RUNWAY_FUZZ_EXAMPLES=$${RUNWAY_FUZZ_EXAMPLES:-50} $(PY) -m pytest tests/test_schemathesis.py -q
 
 # Browser tests drive Debian's Chromium (never a downloaded browser). As root we install it;
 # otherwise we say how, and the browser tests fail loudly rather than skip.

@@ -21,6 +21,7 @@ from pydantic import AfterValidator, Field, StringConstraints
 
 from features.access import get_workspace, workspaces_for
 from features.api.base import (
+    NO_NUL,
     READ_ERRORS,
     WRITE_ERRORS,
     ApiError,
@@ -51,7 +52,10 @@ Trust = Literal["vetted", "community", "experimental"]
 Automation = Literal["fully_auto", "auto_notify", "human_approval", "manual"]
 OnFail = Literal["stay", "revert", "create_questions", "review_required"]
 Prompt = Annotated[
-    str, StringConstraints(min_length=1, max_length=50_000), AfterValidator(clean_text)
+    str,
+    StringConstraints(min_length=1, max_length=50_000),
+    AfterValidator(clean_text),
+    Field(json_schema_extra=NO_NUL),
 ]
 ProviderName = Annotated[str, StringConstraints(pattern=r"^[a-z0-9_-]*$", max_length=30)]
 ModelName = Annotated[Text, StringConstraints(max_length=100)]
@@ -434,11 +438,23 @@ ALL_SETTINGS = ("automation", "on_fail", "provider", "model", "enabled")
 
 @router.patch("/recipes/{id}", response=responses({200: RecipeOut}, WRITE_ERRORS))
 def update_recipe(request: HttpRequest, id: Id, payload: RecipeUpdate) -> dict[str, Any]:
-    """Change a recipe (admins). Refused with 422 if validation finds errors."""
+    """Change a recipe (admins). A step naming no known skill is a 404; a recipe that validation
+    finds errors in is refused with 409 (invalid_recipe), its errors in the message."""
     recipe = _recipe_for(caller(request), id, admin=True)
     check = check_recipe(recipe, payload)
+    found = {skill.slug for skill in check.skills}
+    missing = [slug for slug in payload.steps or [] if slug not in found]
+    if missing:
+        raise ApiError(
+            404,
+            "not_found",
+            f"No skill {missing[0]!r}: sync the library or add it first.",
+            field="steps",
+        )
     if check.errors:
-        raise ApiError(422, "invalid_recipe", " ".join(check.errors), field="steps")
+        # The request is well formed; the recipe it would make conflicts with the rules
+        # (an unvetted skill in a fully automatic recipe, a gate that cannot be checked, ...).
+        raise ApiError(409, "invalid_recipe", " ".join(check.errors), field="steps")
     current = RecipeSettings.of(recipe)
     settings = RecipeSettings(
         **{
@@ -452,7 +468,7 @@ def update_recipe(request: HttpRequest, id: Id, payload: RecipeUpdate) -> dict[s
     if saved.busy:
         raise ApiError(409, "stage_busy", " ".join(saved.errors), field="steps")
     if saved.errors:
-        raise ApiError(422, "invalid_recipe", " ".join(saved.errors), field="steps")
+        raise ApiError(409, "invalid_recipe", " ".join(saved.errors), field="steps")
     return recipe_out(_recipe_for(caller(request), recipe.pk))
 
 

@@ -135,14 +135,14 @@ def test_it_refuses_a_parent_from_another_workspace(story):
         api_client(story.owner), workspace="alices-team", title="Mine", parent=theirs.pk
     )
 
-    assert response.status_code == 422
+    assert response.status_code == 404
     assert error_of(response)["field"] == "parent"
 
 
 def test_it_names_the_stages_when_the_stage_is_unknown(story):
     response = post(api_client(story.owner), workspace="alices-team", title="Mine", stage="nope")
 
-    assert response.status_code == 422
+    assert response.status_code == 404
     error = error_of(response)
     assert error["field"] == "stage"
     assert "idea, architecture, tasks, done" in error["message"]

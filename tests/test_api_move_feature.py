@@ -64,7 +64,7 @@ def test_it_refuses_to_move_a_card_with_an_active_run(story, feature, no_enqueue
 def test_it_refuses_an_unknown_stage(story, feature):
     response = move(api_client(story.owner), feature, stage="nowhere")
 
-    assert response.status_code == 422
+    assert response.status_code == 404
     assert error_of(response)["field"] == "stage"
 
 

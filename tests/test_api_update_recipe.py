@@ -50,7 +50,7 @@ def test_it_refuses_an_unvetted_skill_in_a_fully_automatic_recipe(story, recipe)
 
     response = patch(api_client(story.owner), recipe, steps=["summarise"])
 
-    assert response.status_code == 422
+    assert response.status_code == 409
     error = error_of(response)
     assert error["code"] == "invalid_recipe"
     assert "may only use vetted skills" in error["message"]
@@ -60,7 +60,7 @@ def test_it_refuses_an_unvetted_skill_in_a_fully_automatic_recipe(story, recipe)
 def test_it_refuses_an_unknown_skill(story, recipe):
     response = patch(api_client(story.owner), recipe, steps=["no-such-skill"])
 
-    assert response.status_code == 422
+    assert response.status_code == 404
     assert "No skill 'no-such-skill'" in error_of(response)["message"]
 
 

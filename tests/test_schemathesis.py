@@ -1,8 +1,12 @@
 """The API against its own OpenAPI schema: generated requests (bounded) never cause a 5xx, and
-every answer matches what the schema promises (status, content type, body)."""
+every answer matches what the schema promises (status, content type, headers, body); data the
+schema calls invalid is refused, and the schema states the rules the API enforces.
+
+`make test` runs a few examples per operation; `make fuzz` runs RUNWAY_FUZZ_EXAMPLES (200)."""
 
 from __future__ import annotations
 
+import os
 from datetime import timedelta
 
 import pytest
@@ -14,7 +18,9 @@ from hypothesis import HealthCheck
 from hypothesis import settings as hypothesis_settings
 from schemathesis.checks import (
     content_type_conformance,
+    negative_data_rejection,
     not_a_server_error,
+    response_headers_conformance,
     response_schema_conformance,
     status_code_conformance,
 )
@@ -27,8 +33,11 @@ CHECKS = [
     not_a_server_error,
     status_code_conformance,
     content_type_conformance,
+    response_headers_conformance,
     response_schema_conformance,
+    negative_data_rejection,
 ]
+EXAMPLES = int(os.environ.get("RUNWAY_FUZZ_EXAMPLES", "5"))
 
 
 @pytest.fixture
@@ -66,7 +75,7 @@ schema = schemathesis.openapi.from_wsgi("/api/openapi.json", get_wsgi_applicatio
 
 @schema.parametrize()
 @hypothesis_settings(
-    max_examples=5,
+    max_examples=EXAMPLES,
     deadline=timedelta(seconds=5),
     database=None,  # nothing written into the repository
     derandomize=True,  # the same examples every run: a failure here is reproducible

@@ -17,7 +17,7 @@ from django.conf import settings
 from django.contrib.auth.models import User
 from django.http import HttpRequest
 from ninja import Schema
-from pydantic import AfterValidator, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BeforeValidator, ConfigDict, Field, StringConstraints
 
 logger = logging.getLogger(__name__)
 
@@ -63,7 +63,8 @@ def error_body(code: str, message: str, field: str | None = None) -> dict[str, A
 
 
 # The statuses each kind of operation can answer besides success, for the OpenAPI schema.
-READ_ERRORS = (401, 404, 422)
+# 400: a NUL character in the path or query, or a body that is not JSON (or nested too deep).
+READ_ERRORS = (400, 401, 404, 422)
 WRITE_ERRORS = (400, 401, 403, 404, 409, 413, 422)
 LAUNCH_ERRORS = (*WRITE_ERRORS, 429)
 
@@ -95,16 +96,46 @@ def clean_text(value: str) -> str:
     return value
 
 
-Text = Annotated[str, AfterValidator(clean_text)]
+def integral(value: object) -> object:
+    """JSON Schema counts 1.0 as an integer, so strict mode takes it as 1; 1.5, "1" and true
+    stay wrong."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+NO_NUL = {"pattern": "^[^\\u0000]*$"}
+Text = Annotated[str, AfterValidator(clean_text), Field(json_schema_extra=NO_NUL)]
 Title = Annotated[
     str,
     StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
     AfterValidator(clean_text),
+    # At least one character that is not whitespace; no NUL (PostgreSQL cannot store it).
+    Field(json_schema_extra={"pattern": "^[^\\u0000]*[^\\s\\u0000][^\\u0000]*$"}),
 ]
-Description = Annotated[str, StringConstraints(max_length=20_000), AfterValidator(clean_text)]
-Note = Annotated[str, StringConstraints(max_length=500), AfterValidator(clean_text)]
+Description = Annotated[
+    str,
+    StringConstraints(max_length=20_000),
+    AfterValidator(clean_text),
+    Field(json_schema_extra=NO_NUL),
+]
+Note = Annotated[
+    str,
+    StringConstraints(max_length=500),
+    AfterValidator(clean_text),
+    Field(json_schema_extra=NO_NUL),
+]
 Slug = Annotated[str, StringConstraints(pattern=r"^[-a-zA-Z0-9_]+$", max_length=80)]
-Id = Annotated[int, Field(ge=1, le=MAX_ID)]
+# Stage keys are lowercase slugs; one that is not on the workspace's boards is a 404.
+StageKey = Annotated[
+    str,
+    StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]*$", max_length=40),
+    Field(description="A stage key of the workspace (GET /api/workspaces lists them); 404 if not."),
+]
+# Bounds first, then the validator: that order keeps them as minimum/maximum in the schema.
+Id = Annotated[int, Field(ge=1, le=MAX_ID), BeforeValidator(integral)]
+Version = Annotated[int, Field(ge=1, le=2**31 - 1), BeforeValidator(integral)]
+Position = Annotated[int, Field(ge=0, le=1_000_000), BeforeValidator(integral)]
 
 
 # --- The caller ----------------------------------------------------------------------------------

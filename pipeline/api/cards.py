@@ -25,8 +25,11 @@ from features.api.base import (
     Id,
     Input,
     Note,
+    Position,
     Slug,
+    StageKey,
     Title,
+    Version,
     caller,
     check_launch_rate,
     responses,
@@ -129,9 +132,11 @@ class FeatureCreate(Input):
     title: Title
     description: Description = ""
     kind: Kind = "feature"
-    parent: Id | None = None
-    stage: Slug | None = Field(
-        default=None, description="Stage key; default: the board's first stage."
+    parent: Id | None = Field(
+        default=None, description="A card of the same workspace; 404 if there is none."
+    )
+    stage: StageKey | None = Field(
+        default=None, description="Stage key; default: the board's first stage. 404 if unknown."
     )
     launch: bool = Field(
         default=False, description="Start the card's pipeline too (counts as a launch)."
@@ -139,17 +144,15 @@ class FeatureCreate(Input):
 
 
 class FeatureUpdate(Input):
-    version: int = Field(ge=1, le=2**31 - 1, description="The version you read; 409 if stale.")
+    version: Version = Field(description="The version you read; 409 if stale.")
     title: Title | None = None
     description: Description | None = None
 
 
 class FeatureMove(Input):
-    stage: Slug
+    stage: StageKey
     note: Note = ""
-    position: int | None = Field(
-        default=None, ge=0, le=1_000_000, description="Index in the column."
-    )
+    position: Position | None = Field(default=None, description="Index in the column.")
 
 
 # --- Shapes ------------------------------------------------------------------------------------
@@ -212,7 +215,7 @@ def _stage(workspace: Workspace, key: str) -> Stage:
         keys = ", ".join(
             workspace.stages.order_by("board", "position").values_list("key", flat=True)
         )
-        raise ApiError(422, "invalid", f"No stage {key!r} here; stages: {keys}.", field="stage")
+        raise ApiError(404, "not_found", f"No stage {key!r} here; stages: {keys}.", field="stage")
     return stage
 
 
@@ -258,7 +261,7 @@ def create_feature(request: HttpRequest, payload: FeatureCreate) -> Status[dict[
     if payload.parent is not None:
         parent = Feature.objects.filter(pk=payload.parent, workspace=workspace).first()
         if parent is None:
-            raise ApiError(422, "invalid", "No such card in this workspace.", field="parent")
+            raise ApiError(404, "not_found", "No such card in this workspace.", field="parent")
     stage = _stage(workspace, payload.stage) if payload.stage else None
     if payload.launch:
         check_launch_rate(user)
@@ -286,7 +289,7 @@ def create_feature(request: HttpRequest, payload: FeatureCreate) -> Status[dict[
 def list_features(
     request: HttpRequest,
     workspace: Slug | None = None,
-    stage: Slug | None = None,
+    stage: StageKey | None = None,
     parent: Id | None = None,
     kind: Kind | None = None,
     limit: int = Query(100, ge=1, le=500),
