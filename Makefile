@@ -37,10 +37,10 @@ pytest: install browser
 	$(TESTING) $(PY) -m pytest $(PYTEST_ARGS)
 
 # schemathesis with every check against a live daphne, RUNWAY_FUZZ_EXAMPLES (20) examples per
-# API operation (about five minutes), then the page-form and in-process API fuzzers with more.
+# API operation (about five minutes), then the in-process API and page-form fuzzers with more.
 fuzz: install
 	$(TESTING) $(PY) -m pytest -m fuzz tests/integration/test_api_fuzz_live.py -q
-	$(TESTING) RUNWAY_FUZZ_EXAMPLES=$${RUNWAY_FUZZ_EXAMPLES:-50} $(PY) -m pytest tests/test_schemathesis.py -q
+	$(TESTING) RUNWAY_FUZZ_EXAMPLES=$${RUNWAY_FUZZ_EXAMPLES:-50} $(PY) -m pytest tests/test_schemathesis.py tests/test_form_fuzz.py -q
 
 # Browser tests drive Debian's Chromium (never a downloaded browser). As root we install it;
 # otherwise we say how, and the browser tests fail loudly rather than skip.

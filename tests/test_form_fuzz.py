@@ -9,6 +9,7 @@ values (bounded, derandomized, so a failure is reproducible).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -63,6 +64,10 @@ VALUE = st.one_of(
     st.text(st.characters(exclude_categories=["Cs"]), max_size=40),
     st.integers(-(2**70), 2**70).map(str),
 )
+
+
+# A few per form in `make test`; `make fuzz` sets RUNWAY_FUZZ_EXAMPLES higher.
+FORM_EXAMPLES = int(os.environ.get("RUNWAY_FUZZ_EXAMPLES", "8"))
 
 
 @dataclass
@@ -213,7 +218,7 @@ def test_no_input_makes_a_page_fail(name: str, objects: dict[str, Any]) -> None:
         )
     )
     @hypothesis_settings(
-        max_examples=12,
+        max_examples=FORM_EXAMPLES,
         deadline=None,
         derandomize=True,
         database=None,

@@ -197,7 +197,7 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 # "axes") and kept in the admin's "Access attempts". Behind a proxy, run daphne with
 # --proxy-headers so the client address is the caller's, not the proxy's.
 AUTHENTICATION_BACKENDS = [
-    "axes.backends.AxesStandaloneBackend",
+    "config.auth_backends.LoginThrottleBackend",
     "django.contrib.auth.backends.ModelBackend",
 ]
 AXES_FAILURE_LIMIT = env_int("RUNWAY_LOGIN_FAILURE_LIMIT", 5)
