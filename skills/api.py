@@ -433,9 +433,6 @@ def get_recipe(request: HttpRequest, id: Id) -> dict[str, Any]:
     return recipe_out(_recipe_for(caller(request), id))
 
 
-ALL_SETTINGS = ("automation", "on_fail", "provider", "model", "enabled")
-
-
 @router.patch("/recipes/{id}", response=responses({200: RecipeOut}, WRITE_ERRORS))
 def update_recipe(request: HttpRequest, id: Id, payload: RecipeUpdate) -> dict[str, Any]:
     """Change a recipe (admins). A step naming no known skill is a 404; a recipe that validation
