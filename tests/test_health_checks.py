@@ -207,11 +207,11 @@ def test_a_failure_opens_an_incident_linked_to_the_feature_and_launches_it(
 
 
 def test_an_incident_at_a_human_approval_stage_waits_for_start(
-    delivery_story: Story, server: ThreadingHTTPServer, no_enqueue: Any
+    delivery_story: Story, server: RecordingServer, no_enqueue: Any
 ) -> None:
     spec = delivery_story.workspace.stages.get(key="spec")
     StageRecipe.objects.filter(stage=spec).update(automation=StageRecipe.Automation.HUMAN_APPROVAL)
-    server.status = 500  # type: ignore[attr-defined]
+    server.behaviour.status = 500
     feature = live_card(delivery_story, {"type": "http", "url": url_of(server)})
 
     with no_enqueue() as sent:
@@ -240,7 +240,7 @@ def test_an_incident_at_a_human_approval_stage_waits_for_start(
 
 
 def test_an_incident_whose_stage_uses_unvetted_skills_waits_for_start(
-    delivery_story: Story, server: ThreadingHTTPServer, no_enqueue: Any
+    delivery_story: Story, server: RecordingServer, no_enqueue: Any
 ) -> None:
     spec = delivery_story.workspace.stages.get(key="spec")
     step = RecipeStep.objects.filter(recipe__stage=spec).select_related("skill").first()
@@ -250,7 +250,7 @@ def test_an_incident_whose_stage_uses_unvetted_skills_waits_for_start(
     unvetted.workspace, unvetted.version = delivery_story.workspace, unvetted.version + 1
     unvetted.save()
     RecipeStep.objects.filter(pk=step.pk).update(skill=unvetted)
-    server.status = 500  # type: ignore[attr-defined]
+    server.behaviour.status = 500
     feature = live_card(delivery_story, {"type": "http", "url": url_of(server)})
 
     with no_enqueue():
