@@ -49,14 +49,16 @@ def process_name(argv: list[str] | None = None) -> str:
     named = os.environ.get("RUNWAY_PROCESS")
     if named:
         return named
-    args = [os.path.basename(a) for a in (sys.argv if argv is None else argv)]
-    if any("daphne" in a for a in args):
+    raw = sys.argv if argv is None else argv
+    # `python -m celery` makes argv[0] ".../celery/__main__.py": name a program by its folder.
+    args = [
+        os.path.basename(os.path.dirname(a)) if a.endswith("__main__.py") else os.path.basename(a)
+        for a in raw
+    ]
+    if args and args[0] == "daphne":
         return "web"
-    if any("celery" in a for a in args):
-        for kind in ("worker", "beat"):
-            if kind in args:
-                return kind
-        return "celery"
+    if args and args[0] == "celery":
+        return next((kind for kind in ("worker", "beat") if kind in args), "celery")
     if args and args[0] == "manage.py" and len(args) > 1:
         return args[1]
     return args[0] if args else "python"
