@@ -8,6 +8,7 @@ and the test Redis on a free port, and stops it with SIGTERM as a service manage
 from __future__ import annotations
 
 import io
+import json
 import os
 import signal
 import socket
@@ -21,6 +22,7 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 from django.core.management import call_command
+from django.core.management.base import CommandError
 
 from features.models import Feature
 from pipeline import engine
@@ -62,6 +64,8 @@ class Served:
             "RUNWAY_VAR_DIR": str(var_dir),
             "RUNWAY_HOST": "127.0.0.1",
             "RUNWAY_PORT": str(self.port),
+            # JSON lines, so a test can follow a run through the processes' output.
+            "RUNWAY_LOG_FORMAT": "json",
         }
         self.process = Process(
             "serve", [sys.executable, "manage.py", "serve", "--no-seed"], self.env
@@ -91,12 +95,14 @@ class Served:
         return out.getvalue().strip()
 
     def alive_worker(self, *, other_than: int | None = None) -> WorkerHeartbeat | None:
-        return (
-            WorkerHeartbeat.alive()
-            .filter(worker_id__startswith="celery@")
-            .exclude(pid=other_than or 0)
-            .first()
-        )
+        """The heartbeat of the Procfile's `worker` as supervisord knows it now, if it beats."""
+        try:
+            pid = int(self.processes("pid", "worker"))
+        except CommandError:  # between a death and the restart
+            return None
+        if pid == other_than:
+            return None
+        return WorkerHeartbeat.alive().filter(pid=pid).first()
 
     def stop(self) -> None:
         self.process.stop()
@@ -143,7 +149,7 @@ def test_it_restarts_a_killed_worker_while_the_web_keeps_answering(served: Serve
     replacement = wait_until(restarted, timeout=60, what="a new worker's heartbeat")
     assert time.monotonic() - killed_at < 20
     assert not pid_alive(worker_pid)
-    assert int(served.processes("pid", "worker")) == replacement.pid
+    assert replacement.pid != worker_pid
 
     def finished() -> bool:
         feature.refresh_from_db()
@@ -160,6 +166,29 @@ def test_it_restarts_a_killed_worker_while_the_web_keeps_answering(served: Serve
     log = (served.var_dir / "supervisor" / "supervisord.log").read_text()
     assert "exited: worker (terminated by SIGKILL; not expected)" in log
     assert Feature.objects.get(pk=feature.pk).children.exists()  # its task cards
+
+    # RUNWAY_LOG_FORMAT=json: the worker's lines for the run carry its ids.
+    first = Run.objects.filter(feature=feature).order_by("id").first()
+    assert first is not None
+
+    def step_line() -> dict | None:
+        return next(
+            (
+                record
+                for line in served.process.log().splitlines()
+                if line.startswith("{")
+                and (record := json.loads(line)).get("run_id") == first.pk
+                and record["message"].startswith("Step 1/")
+            ),
+            None,
+        )
+
+    step = wait_until(step_line, timeout=30, what="the worker's JSON line for the step")
+    assert step["process"] == "worker"
+    assert step["card_id"] == feature.pk
+    assert step["workspace_id"] == story.workspace.pk
+    assert step["attempt"] == first.attempt
+    assert step["worker_id"] == first.worker_id
 
 
 def test_it_adds_restarts_and_removes_a_worker_alone(served: Served) -> None:
