@@ -168,8 +168,8 @@ def test_it_restarts_a_killed_worker_while_the_web_keeps_answering(served: Serve
     assert Feature.objects.get(pk=feature.pk).children.exists()  # its task cards
 
     # RUNWAY_LOG_FORMAT=json: the worker's lines for the run carry its ids.
-    first = Run.objects.filter(feature=feature).order_by("id").first()
-    assert first is not None
+    first_run = Run.objects.filter(feature=feature).order_by("id").first()
+    assert first_run is not None
 
     def step_line() -> dict | None:
         return next(
@@ -177,7 +177,7 @@ def test_it_restarts_a_killed_worker_while_the_web_keeps_answering(served: Serve
                 record
                 for line in served.process.log().splitlines()
                 if line.startswith("{")
-                and (record := json.loads(line)).get("run_id") == first.pk
+                and (record := json.loads(line)).get("run_id") == first_run.pk
                 and record["message"].startswith("Step 1/")
             ),
             None,
@@ -187,8 +187,8 @@ def test_it_restarts_a_killed_worker_while_the_web_keeps_answering(served: Serve
     assert step["process"] == "worker"
     assert step["card_id"] == feature.pk
     assert step["workspace_id"] == story.workspace.pk
-    assert step["attempt"] == first.attempt
-    assert step["worker_id"] == first.worker_id
+    assert step["attempt"] == first_run.attempt
+    assert step["worker_id"] == first_run.worker_id
 
 
 def test_it_adds_restarts_and_removes_a_worker_alone(served: Served) -> None:
