@@ -1,7 +1,7 @@
 """`manage.py serve` (what `make run` starts): the Procfile's processes under supervisord.
 
 A dead process is restarted while the others keep running, and `manage.py processes` shows,
-restarts and adds them by pid. Each test starts the real command against the test database
+restarts and adds them by pid. The test starts the real command against the test database
 and the test Redis on a free port, and stops it with SIGTERM as a service manager would.
 """
 
@@ -130,7 +130,8 @@ def served(transactional_db: None, broker: object, tmp_path: Path, settings) -> 
         assert not leftovers, f"serve left processes running: {leftovers}"
 
 
-def test_it_restarts_a_killed_worker_while_the_web_keeps_answering(served: Served, story) -> None:
+# One serve for the whole story: starting and stopping it costs half a minute on a busy machine.
+def test_it_restarts_a_killed_worker_and_adds_or_restarts_one_alone(served: Served, story) -> None:
     worker_pid = int(served.processes("pid", "worker"))
     first = served.alive_worker()
     assert first is not None
@@ -190,8 +191,10 @@ def test_it_restarts_a_killed_worker_while_the_web_keeps_answering(served: Serve
     assert step["attempt"] == first_run.attempt
     assert step["worker_id"] == first_run.worker_id
 
+    adds_restarts_and_removes_a_worker_alone(served)
 
-def test_it_adds_restarts_and_removes_a_worker_alone(served: Served) -> None:
+
+def adds_restarts_and_removes_a_worker_alone(served: Served) -> None:
     web_pid = int(served.processes("pid", "web"))
     worker_pid = int(served.processes("pid", "worker"))
 
