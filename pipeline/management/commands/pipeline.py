@@ -157,9 +157,12 @@ class Command(BaseCommand):
             action.add_argument("--json", action="store_true", default=SUPPRESS)
 
     def handle(self, *args: Any, **options: Any) -> None:
-        if options["verbosity"] < 2:
-            # The outcome is reported here, in one line; the warnings of a broker or database
-            # outage (one per event not sent) are for the services' logs. -v 2 shows them.
+        # From a shell, the outcome is reported here, in one line; the warnings of a broker or
+        # database outage (one per event not sent, some from the event publisher's thread after
+        # this returns) are for the services' logs, so they stay off until the process exits.
+        # -v 2 shows them. call_command (scripts, tests) keeps logging as it was.
+        from_shell = getattr(self, "_called_from_command_line", False)
+        if from_shell and options["verbosity"] < 2:
             logging.disable(logging.WARNING)
         self.queued: Run | None = None
         try:
@@ -180,8 +183,6 @@ class Command(BaseCommand):
             if options.get("traceback"):
                 raise
             raise CommandError(f"{type(exc).__name__}: {first_line(exc)}") from exc
-        finally:
-            logging.disable(logging.NOTSET)
         if self.queued is not None and (note := pending_start_note(self.queued)):
             self.stderr.write(note)
 
