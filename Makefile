@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 DEV := DJANGO_SETTINGS_MODULE=config.settings.dev
 TESTING := DJANGO_SETTINGS_MODULE=config.settings.test
 
-.PHONY: install run test lint typecheck pytest fuzz browser screenshots bench chaos migrate seed clean
+.PHONY: install run test lint typecheck pytest fuzz browser screenshots bench chaos migrate seed reset-demo clean
 
 install: $(STAMP)
 
@@ -67,6 +67,12 @@ migrate: install
 
 seed: install
 	$(DEV) $(PY) manage.py seed_demo
+
+# The embedded default's demo data starts afresh at the next `make run` (stop it first).
+RUNWAY_VAR_DIR ?= var
+reset-demo:
+	rm -f $(RUNWAY_VAR_DIR)/runway.sqlite3 $(RUNWAY_VAR_DIR)/runway.sqlite3-wal \
+	  $(RUNWAY_VAR_DIR)/runway.sqlite3-shm $(RUNWAY_VAR_DIR)/celerybeat-schedule*
 
 clean:
 	rm -rf $(VENV) var/*.sqlite3* var/redis* var/celerybeat*

@@ -73,3 +73,11 @@ def env_json(name: str, default: Any) -> Any:
         return json.loads(raw)
     except ValueError as exc:
         raise ImproperlyConfigured(f"{name} is not valid JSON: {exc}") from exc
+
+
+def env_choice(name: str, default: str, choices: list[str]) -> str:
+    """NAME, which must be one of `choices` (compared lower-case); a typo stops start-up."""
+    value = env_str(name, default).strip().lower() or default
+    if value not in choices:
+        raise ImproperlyConfigured(f"{name}={value!r} is not one of {', '.join(choices)}.")
+    return value

@@ -8,11 +8,12 @@ from typing import Any
 
 from django.db.models import Count, OuterRef, Prefetch, Q, QuerySet, Subquery, Sum
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.html import format_html_join
 from django.utils.safestring import SafeString, mark_safe
 
 from features.models import Artifact, Feature, HealthCheckResult, Stage, Workspace
-from pipeline.models import Run, WorkerHeartbeat
+from pipeline.models import WORKER_STALE_AFTER, Run, WorkerHeartbeat
 
 
 @dataclass
@@ -147,6 +148,22 @@ def card_for_render(workspace: Workspace, feature_id: int) -> Feature | None:
 
 def worker_alive() -> bool:
     return WorkerHeartbeat.alive().exists()
+
+
+def lost_cards(workspace: Workspace, limit: int = 50) -> list[Feature]:
+    """Cards whose running run's worker went silent (Run.worker_lost), ready to render: nothing
+    else tells the board, since a dead worker sends no event."""
+    cutoff = timezone.now() - WORKER_STALE_AFTER
+    ids = list(
+        Run.objects.filter(workspace=workspace, status=Run.Status.RUNNING)
+        .filter(Q(heartbeat_at__lt=cutoff) | Q(heartbeat_at__isnull=True, claimed_at__lt=cutoff))
+        .values_list("feature_id", flat=True)[:limit]
+    )
+    if not ids:
+        return []
+    cards = list(annotated_cards(workspace).filter(pk__in=ids))
+    _columns(workspace_stages(workspace), cards)
+    return cards
 
 
 def board_page(workspace: Workspace) -> dict[str, Any]:

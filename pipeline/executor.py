@@ -17,6 +17,7 @@ from typing import Any
 
 from django.conf import settings
 
+from config.logs import log_context
 from features.models import Artifact
 from pipeline import engine, limits, pricing
 from pipeline.db_faults import DB_FAULTS, with_db_retry
@@ -99,19 +100,31 @@ def _log_line(run_id: int, attempt: int, message: str) -> None:
 
 def execute_run(run_id: int, worker_id: str | None = None) -> None:
     """Claim the run and execute its remaining steps. A database fault during the claim
-    propagates (the task sends its message again later); after the claim, see db_faults."""
-    run = engine.claim_run(run_id, worker_id or this_worker_id())
-    if run is None:
-        logger.debug("run %s not claimable (duplicate delivery or finished)", run_id)
-        return
-    with buffering(run_id, run.attempt), heartbeating(run_id, run.attempt) as claim:
-        append_log(run_id, f"Attempt {run.attempt} started on {run.worker_id}")
-        try:
-            _execute(run, claim)
-        except DB_FAULTS:
-            # The database stayed away past the retries: the run stays running, its heartbeat
-            # goes stale, and rescue requeues it to resume after the last recorded step.
-            logger.exception("run %s left for rescue: the database is unavailable", run_id)
+    propagates (the task sends its message again later); after the claim, see db_faults.
+    Every log line meanwhile carries the run's ids (config.logs)."""
+    with log_context(run_id=run_id, worker_id=worker_id):
+        run = engine.claim_run(run_id, worker_id or this_worker_id())
+        if run is None:
+            logger.debug("run %s not claimable (duplicate delivery or finished)", run_id)
+            return
+        with (
+            log_context(
+                card_id=run.feature_id,
+                workspace_id=run.workspace_id,
+                attempt=run.attempt,
+                worker_id=run.worker_id,
+            ),
+            buffering(run_id, run.attempt),
+            heartbeating(run_id, run.attempt) as claim,
+        ):
+            append_log(run_id, f"Attempt {run.attempt} started on {run.worker_id}")
+            try:
+                _execute(run, claim)
+            except DB_FAULTS:
+                # The database stayed away past the retries: the run stays running, its
+                # heartbeat goes stale, and rescue requeues it to resume after the last
+                # recorded step.
+                logger.exception("run %s left for rescue: the database is unavailable", run_id)
 
 
 def carried_steps(run: Run, steps: list[RecipeStep]) -> list[engine.StepResult]:

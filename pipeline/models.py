@@ -14,7 +14,8 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
-WORKER_STALE_AFTER = timedelta(seconds=60)
+# A worker, or a running run, silent this long is lost (settings.RUNWAY_WORKER_STALE_SECONDS).
+WORKER_STALE_AFTER = timedelta(seconds=settings.RUNWAY_WORKER_STALE_SECONDS)
 
 
 class Run(models.Model):
@@ -138,6 +139,22 @@ class Run(models.Model):
     @property
     def is_active(self) -> bool:
         return self.status in self.ACTIVE_STATUSES
+
+    @property
+    def worker_lost(self) -> bool:
+        """Running, but its heartbeat is older than WORKER_STALE_AFTER: the worker died or hangs.
+        True until the rescue sweep requeues the run (or fails it, attempts used up)."""
+        last = self.heartbeat_at or self.claimed_at
+        return (
+            self.status == self.Status.RUNNING
+            and last is not None
+            and timezone.now() - last >= WORKER_STALE_AFTER
+        )
+
+    @property
+    def rescue_will_retry(self) -> bool:
+        """Whether the rescue sweep will requeue this run (attempts remain) rather than fail it."""
+        return self.attempt < self.max_attempts
 
     @property
     def duration(self) -> timedelta | None:

@@ -10,6 +10,7 @@ make people wait, so a slow step's log is live and a fast step costs no extra ro
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -22,6 +23,14 @@ from django.utils import timezone
 from features.events import publish_on_commit, run_group
 from pipeline.models import RunLog
 from pipeline.storable import clip, storable
+
+logger = logging.getLogger(__name__)
+_LEVELS: dict[str, int] = {
+    RunLog.Level.DEBUG: logging.DEBUG,
+    RunLog.Level.INFO: logging.INFO,
+    RunLog.Level.WARNING: logging.WARNING,
+    RunLog.Level.ERROR: logging.ERROR,
+}
 
 
 @dataclass
@@ -99,6 +108,12 @@ def append_log(
     attempt: int = 0,
     data: dict[str, Any] | None = None,
 ) -> None:
+    # The same line in the process's own log, so an operator can follow the run there too
+    # (with RUNWAY_LOG_FORMAT=json, by its run_id).
+    extra: dict[str, Any] = {"run_id": run_id}
+    if attempt:
+        extra["attempt"] = attempt
+    logger.log(_LEVELS.get(level, logging.INFO), "%s", message[:500], extra=extra)
     buffer = _buffer.get()
     if buffer is not None and buffer.run_id == run_id:
         buffer.add(message, level, data, attempt)

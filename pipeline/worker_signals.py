@@ -1,9 +1,11 @@
-"""Worker heartbeats: each worker's main process writes its WorkerHeartbeat row every 15 s.
+"""Worker heartbeats: each worker's main process writes its WorkerHeartbeat row every
+RUNWAY_HEARTBEAT_SECONDS (5 s).
 
 A thread in the main process (not a task) does it, so a worker whose pool is busy with long
-steps still shows as alive; a killed worker's row goes stale after 60 s. The same thread runs
-the recovery sweeps when they are due (engine.sweep_if_due), so a worker recovers another's
-run even while beat is down.
+steps still shows as alive; a killed worker's row goes stale after RUNWAY_WORKER_STALE_SECONDS
+(15 s), and the board says "no worker" at its next poll. The same thread runs the recovery
+sweeps when they are due (engine.sweep_if_due), so a worker recovers another's run even while
+beat is down.
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ from django.contrib.auth.models import User
 
 from features.actions import do_add_member, do_create_workspace
 from features.models import Feature, Membership, Stage, Workspace
-from pipeline.models import Run
+from pipeline.models import Run, WorkerHeartbeat
 
 
 class UserFactory(factory.django.DjangoModelFactory[User]):
@@ -77,3 +77,15 @@ class RunFactory(factory.django.DjangoModelFactory[Run]):
     workspace = factory.LazyAttribute(lambda r: r.feature.workspace)
     stage = factory.LazyAttribute(lambda r: r.feature.stage)
     status = Run.Status.SUCCEEDED
+
+
+class WorkerHeartbeatFactory(factory.django.DjangoModelFactory[WorkerHeartbeat]):
+    """A worker's heartbeat row; pass `last_seen` to make it stale."""
+
+    class Meta:
+        model = WorkerHeartbeat
+
+    worker_id = factory.Sequence(lambda n: f"worker-{n}@test")
+    hostname = "test"
+    pid = factory.Sequence(lambda n: 10_000 + n)
+    concurrency = 2

@@ -8,7 +8,8 @@ from pathlib import Path
 import dj_database_url
 from csp.constants import NONE, SELF
 
-from config.env import env_bool, env_int, env_json, env_list, env_optional, env_str
+from config.env import env_bool, env_choice, env_int, env_json, env_list, env_optional, env_str
+from config.logs import logging_config
 from config.redis_urls import for_kombu, for_redis_py
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
@@ -233,22 +234,19 @@ STORAGES = {
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
 }
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
-    "loggers": {
-        "django.db.backends": {"level": "WARNING"},
-        # Failed logins are warnings; axes' routine bookkeeping at INFO is noise.
-        "axes": {"level": "WARNING"},
-    },
-}
+# RUNWAY_LOG_FORMAT=json: one JSON object per line with the process and the run, card,
+# workspace, attempt and worker ids where known (config.logs); "plain" is for people.
+RUNWAY_LOG_FORMAT = env_choice("RUNWAY_LOG_FORMAT", "plain", ["plain", "json"])
+LOGGING = logging_config(RUNWAY_LOG_FORMAT, env_str("LOG_LEVEL", "INFO"))
 
 
 # --- Engine ---------------------------------------------------------------------------------
-RUNWAY_HEARTBEAT_SECONDS = env_int("RUNWAY_HEARTBEAT_SECONDS", 15)
+# Workers and the runs they execute heartbeat this often. A worker (or a running run) silent for
+# RUNWAY_WORKER_STALE_SECONDS counts as lost: the board says "no worker" and the card "worker lost"
+# (so within 20 s of a death, with the board's 5 s poll); the rescue sweep requeues the run after
+# RUNWAY_RESCUE_AFTER_SECONDS.
+RUNWAY_HEARTBEAT_SECONDS = env_int("RUNWAY_HEARTBEAT_SECONDS", 5)
+RUNWAY_WORKER_STALE_SECONDS = env_int("RUNWAY_WORKER_STALE_SECONDS", 15)
 # How often a worker looks whether its runs were stopped (Stop frees the worker this fast).
 RUNWAY_CANCEL_CHECK_SECONDS = float(env_str("RUNWAY_CANCEL_CHECK_SECONDS", "1"))
 RUNWAY_RESCUE_AFTER_SECONDS = env_int("RUNWAY_RESCUE_AFTER_SECONDS", 60)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 from functools import partial
 from typing import Any
 
@@ -19,16 +20,29 @@ from pipeline.engine.planning import runnable_recipe
 from pipeline.models import Run
 
 Status = Run.Status
+logger = logging.getLogger(__name__)
 
 
 def enqueue(run_id: int, *, countdown: float | None = None) -> None:
+    """Send the run to the workers. Never raises: it runs after commit, when the run is already
+    stored as queued, so a broker that cannot be reached costs a warning, and the dispatch sweep
+    sends the run once it can (RUNWAY_DISPATCH_AFTER_SECONDS)."""
     from pipeline.tasks import execute_run
 
-    # A stable task id lets Stop revoke every copy of the message, however often it was sent.
-    if countdown:
-        execute_run.apply_async((run_id,), task_id=f"run-{run_id}", countdown=countdown)
-    else:
-        execute_run.apply_async((run_id,), task_id=f"run-{run_id}")
+    try:
+        # A stable task id lets Stop revoke every copy of the message, however often it was sent.
+        if countdown:
+            execute_run.apply_async((run_id,), task_id=f"run-{run_id}", countdown=countdown)
+        else:
+            execute_run.apply_async((run_id,), task_id=f"run-{run_id}")
+    except Exception as exc:  # any broker failure: kombu's, redis-py's, a socket's
+        logger.warning(
+            "run %s is queued but not sent (%s); the dispatch sweep sends it when the broker "
+            "answers",
+            run_id,
+            str(exc).splitlines()[0] if str(exc) else type(exc).__name__,
+            extra={"run_id": run_id},
+        )
 
 
 def create_run(

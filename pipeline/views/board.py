@@ -41,9 +41,15 @@ def board(request: HtmxHttpRequest, slug: str) -> HttpResponse:
 @login_required
 @require_GET
 def worker_banner(request: HtmxHttpRequest, slug: str) -> HttpResponse:
-    workspace, _ = get_workspace(request.user, slug)
+    """The "no worker" banner, polled; cards whose worker was lost come along out of band."""
+    workspace, membership = get_workspace(request.user, slug)
     return render(
         request,
-        "features/board.html#worker-banner",
-        {"workspace": workspace, "worker_alive": queries.worker_alive()},
+        "features/board.html#worker-poll",
+        {
+            "workspace": workspace,
+            "membership": membership,
+            "worker_alive": queries.worker_alive(),
+            "lost_cards": queries.lost_cards(workspace),
+        },
     )

@@ -1,7 +1,10 @@
 """`manage.py pipeline ...`: the board and its pipelines from a shell or a script.
 
 Every subcommand calls the same services as the board and the API. Errors are one line on
-stderr and a non-zero exit; `--json` prints machine-readable output on stdout.
+stderr and a non-zero exit, whatever is down (`--traceback` shows the details); `--json` prints
+machine-readable output on stdout. A run written while the broker or every worker is down stays
+written: the command succeeds and says on stderr, in one line, when the run will start.
+`--as` and `--json` go before or after the action.
 
 Without `--as` the command is the server's operator, who sees every workspace. With
 `--as USER` (or RUNWAY_CLI_USER) it is that person, with the web's rules (features.access):
@@ -12,13 +15,15 @@ limits apply.
 from __future__ import annotations
 
 import json
+import logging
 import os
-from argparse import ArgumentParser
+from argparse import SUPPRESS, ArgumentParser
 from typing import Any
 
 from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied
 from django.core.management.base import BaseCommand, CommandError
+from django.db import DatabaseError
 from django.db.models import Count
 from django.http import Http404
 
@@ -27,7 +32,8 @@ from features import access
 from features.actions import FeatureError
 from features.models import Feature, Stage, Workspace
 from pipeline import engine
-from pipeline.models import Run
+from pipeline.health import check_broker
+from pipeline.models import Run, WorkerHeartbeat
 
 
 def feature_dict(feature: Feature, *, children: bool = False) -> dict[str, Any]:
@@ -80,11 +86,35 @@ def run_dict(run: Run) -> dict[str, Any]:
     }
 
 
+def first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def pending_start_note(run: Run) -> str | None:
+    """One line on when a queued run will start, if not at once (broker or workers down)."""
+    if not Run.objects.filter(pk=run.pk, status=Run.Status.QUEUED).exists():
+        return None
+    broker = check_broker()
+    if not broker["ok"]:
+        return (
+            f"Run #{run.pk} is queued; it starts when a worker can be reached "
+            f"(the broker does not answer: {first_line(Exception(broker['error']))})."
+        )
+    if not WorkerHeartbeat.alive().exists():
+        return (
+            f"Run #{run.pk} is queued; no worker is running: it starts when one connects "
+            "(make run, or celery -A config worker)."
+        )
+    return None
+
+
 class Command(BaseCommand):
     help = "Create, move, launch, stop and inspect cards and their pipelines."
 
     def add_arguments(self, parser: ArgumentParser) -> None:
         parser.add_argument("--as", dest="as_user", help="Username recorded as the actor.")
+        parser.add_argument("--json", action="store_true", help="Machine-readable output.")
         sub = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
 
         create = sub.add_parser("create", help="Create a card; prints its id.")
@@ -95,7 +125,6 @@ class Command(BaseCommand):
         create.add_argument("--stage", help="Stage key (default: the board's first stage).")
         create.add_argument("--workspace", help="Workspace slug (default: $RUNWAY_WORKSPACE).")
         create.add_argument("--launch", action="store_true", help="Start its pipeline too.")
-        create.add_argument("--json", action="store_true")
 
         for name, text in (
             ("launch", "Start the card's pipeline (or resume it from the failed stage)."),
@@ -104,49 +133,69 @@ class Command(BaseCommand):
         ):
             action = sub.add_parser(name, help=text)
             action.add_argument("id", type=int)
-            action.add_argument("--json", action="store_true")
 
         move = sub.add_parser("move", help="Move a card to a stage.")
         move.add_argument("id", type=int)
         move.add_argument("stage")
         move.add_argument("--note", default="")
-        move.add_argument("--json", action="store_true")
 
         show = sub.add_parser("show", help="Show one card.")
         show.add_argument("id", type=int)
         show.add_argument("--children", action="store_true")
-        show.add_argument("--json", action="store_true")
 
         listing = sub.add_parser("list", help="List cards.")
         listing.add_argument("--stage")
         listing.add_argument("--parent", type=int)
         listing.add_argument("--kind", choices=Feature.Kind.values)
         listing.add_argument("--workspace")
-        listing.add_argument("--json", action="store_true")
 
         runs = sub.add_parser("runs", help="The card's run chain.")
         runs.add_argument("id", type=int)
-        runs.add_argument("--json", action="store_true")
 
         board = sub.add_parser("board", help="Columns with their counts.")
         board.add_argument("--workspace")
-        board.add_argument("--json", action="store_true")
 
         health = sub.add_parser("health", help="Run a card's health check now, or set it.")
         health.add_argument("id", type=int)
         health.add_argument("--set", dest="config", help='JSON, e.g. \'{"type": "http", ...}\'.')
         health.add_argument("--clear", action="store_true", help="Remove the card's check.")
-        health.add_argument("--json", action="store_true")
+
+        # Global options after the action too: SUPPRESS keeps a value given before it.
+        for action in sub.choices.values():
+            action.add_argument("--as", dest="as_user", default=SUPPRESS, help=SUPPRESS)
+            action.add_argument("--json", action="store_true", default=SUPPRESS)
 
     def handle(self, *args: Any, **options: Any) -> None:
-        self.actor = self._actor(options.get("as_user"))
-        handler = getattr(self, f"do_{options['action']}")
+        # From a shell, the outcome is reported here, in one line; the warnings of a broker or
+        # database outage (one per event not sent, some from the event publisher's thread after
+        # this returns) are for the services' logs, so they stay off until the process exits.
+        # -v 2 shows them. call_command (scripts, tests) keeps logging as it was.
+        from_shell = getattr(self, "_called_from_command_line", False)
+        if from_shell and options["verbosity"] < 2:
+            logging.disable(logging.WARNING)
+        self.queued: Run | None = None
         try:
-            handler(options)
+            self.actor = self._actor(options.get("as_user"))
+            getattr(self, f"do_{options['action']}")(options)
+        except CommandError:
+            raise
         except (FeatureError, engine.EngineError) as exc:
             raise CommandError(str(exc)) from exc
         except PermissionDenied as exc:
-            raise CommandError(f"{self.actor}: {exc}") from exc
+            raise CommandError(f"{getattr(self, 'actor', None) or 'operator'}: {exc}") from exc
+        except DatabaseError as exc:
+            if options.get("traceback"):
+                raise
+            raise CommandError(
+                f"The database cannot be reached or refused the change ({first_line(exc)}): "
+                "nothing was changed. Check DATABASE_URL and that the database is running."
+            ) from exc
+        except Exception as exc:
+            if options.get("traceback"):
+                raise
+            raise CommandError(f"{type(exc).__name__}: {first_line(exc)}") from exc
+        if self.queued is not None and (note := pending_start_note(self.queued)):
+            self.stderr.write(note)
 
     # --- lookups ----------------------------------------------------------------------------
 
@@ -225,10 +274,12 @@ class Command(BaseCommand):
         if created.launched is not None:
             data["run_id"] = created.launched.run.pk
             data["pipeline"] = created.launched.pipeline
+            self.queued = created.launched.run
         self._emit(options, data, str(feature.pk))
 
     def do_launch(self, options: dict[str, Any]) -> None:
         launched = engine.launch_pipeline(self._feature(options["id"], write=True), self.actor)
+        self.queued = launched.run
         verb = "Resumed" if launched.resumed else "Launched"
         self._emit(
             options,
@@ -246,6 +297,7 @@ class Command(BaseCommand):
         if last is None or last.status not in (Run.Status.FAILED, Run.Status.CANCELLED):
             raise CommandError(f"Card #{feature.pk} has no failed run to retry.")
         run = engine.retry_run(last, self.actor)
+        self.queued = run
         self._emit(
             options,
             {"run_id": run.pk, "retry_of": last.pk},
@@ -256,6 +308,7 @@ class Command(BaseCommand):
         feature = self._feature(options["id"], write=True)
         stage = self._stage(feature.workspace, options["stage"])
         feature = engine.move_feature(feature, stage, user=self.actor, note=options["note"])
+        self.queued = feature.runs.filter(status=Run.Status.QUEUED).first()
         self._emit(options, feature_dict(feature), f"#{feature.pk} is now in {stage.name}")
 
     def do_show(self, options: dict[str, Any]) -> None:
