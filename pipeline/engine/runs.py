@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 from functools import partial
 from typing import Any
 
@@ -19,6 +20,7 @@ from pipeline.engine.planning import runnable_recipe
 from pipeline.models import Run
 
 Status = Run.Status
+logger = logging.getLogger(__name__)
 
 
 def enqueue(run_id: int, *, countdown: float | None = None) -> None:
@@ -29,6 +31,17 @@ def enqueue(run_id: int, *, countdown: float | None = None) -> None:
         execute_run.apply_async((run_id,), task_id=f"run-{run_id}", countdown=countdown)
     else:
         execute_run.apply_async((run_id,), task_id=f"run-{run_id}")
+
+
+def revoke(run_ids: list[int]) -> None:
+    """Revoke the runs' queued messages (after commit). Best effort: a message that still
+    arrives finds its run cancelled and does nothing."""
+    from config.celery import app
+
+    try:
+        app.control.revoke([f"run-{pk}" for pk in run_ids])
+    except Exception:
+        logger.warning("could not revoke %s", run_ids, exc_info=True)
 
 
 def create_run(
@@ -43,10 +56,12 @@ def create_run(
     carry_from: Run | None = None,
     guard: bool = True,
     trigger: str = Run.Trigger.PERSON,
+    batch_id: int | None = None,
 ) -> Run:
-    """A new run of `stage` for the card, queued (sent after commit) or awaiting approval with
-    `note` saying why. `carry_from` is a failed run whose succeeded steps this one resumes
-    after. Raises AlreadyRunning when the card has an active run."""
+    """A new run of `stage` for the card, queued (sent after commit), awaiting approval or
+    waiting for dependencies, with `note` saying why. `carry_from` is a failed run whose
+    succeeded steps this one resumes after; `batch_id` the batch it belongs to. Raises
+    AlreadyRunning when the card has an active run."""
     recipe = runnable_recipe(stage)
     assert recipe is not None, "callers plan only runnable stages"
     now = timezone.now()
@@ -83,6 +98,7 @@ def create_run(
                 result=carried,
                 provider=recipe.provider or feature.workspace.default_provider,
                 model=recipe.model or feature.workspace.default_model,
+                batch_id=batch_id,
             )
     except IntegrityError as exc:
         raise AlreadyRunning(
