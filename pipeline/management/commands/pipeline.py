@@ -13,12 +13,13 @@ from typing import Any
 
 from django.contrib.auth.models import User
 from django.core.management.base import BaseCommand, CommandError
+from django.core.serializers.json import DjangoJSONEncoder
 from django.db.models import Count
 
 from features.actions import FeatureError
 from features.models import Feature, Stage, Workspace
-from pipeline import engine
-from pipeline.models import Run
+from pipeline import engine, tree_queries
+from pipeline.models import Batch, Run
 
 
 def feature_dict(feature: Feature, *, children: bool = False) -> dict[str, Any]:
@@ -96,6 +97,38 @@ class Command(BaseCommand):
             action = sub.add_parser(name, help=text)
             action.add_argument("id", type=int)
             action.add_argument("--json", action="store_true")
+            if name == "launch":
+                action.add_argument(
+                    "--tree",
+                    action="store_true",
+                    help="An epic's whole tree: its stories, then their subtasks, in order.",
+                )
+
+        tree = sub.add_parser("tree", help="An epic's stories and subtasks, with counts.")
+        tree.add_argument("id", type=int)
+        tree.add_argument("--json", action="store_true")
+
+        stories = sub.add_parser("stories", help="Every epic's stories, with counts.")
+        stories.add_argument("--workspace")
+        stories.add_argument("--status", choices=list(tree_queries.STATES))
+        stories.add_argument("--kind", choices=list(tree_queries.KINDS))
+        stories.add_argument("--json", action="store_true")
+
+        subtasks = sub.add_parser(
+            "subtasks", help="Generate subtasks for all of an epic's stories (or some)."
+        )
+        subtasks.add_argument("id", type=int, help="The epic.")
+        subtasks.add_argument(
+            "--story", type=int, action="append", help="Only this story (repeatable)."
+        )
+        subtasks.add_argument("--json", action="store_true")
+
+        batch = sub.add_parser("batch", help="A batch's progress; or stop or retry it.")
+        batch.add_argument("id", type=int)
+        verb = batch.add_mutually_exclusive_group()
+        verb.add_argument("--stop", action="store_true")
+        verb.add_argument("--retry", action="store_true")
+        batch.add_argument("--json", action="store_true")
 
         move = sub.add_parser("move", help="Move a card to a stage.")
         move.add_argument("id", type=int)
@@ -175,7 +208,9 @@ class Command(BaseCommand):
         return stage
 
     def _emit(self, options: dict[str, Any], data: Any, text: str) -> None:
-        self.stdout.write(json.dumps(data, indent=2) if options.get("json") else text)
+        self.stdout.write(
+            json.dumps(data, indent=2, cls=DjangoJSONEncoder) if options.get("json") else text
+        )
 
     # --- subcommands --------------------------------------------------------------------------
 
@@ -203,6 +238,10 @@ class Command(BaseCommand):
         self._emit(options, data, str(feature.pk))
 
     def do_launch(self, options: dict[str, Any]) -> None:
+        if options.get("tree"):
+            started = engine.launch_tree(self._feature(options["id"]), self.actor)
+            self._emit_started(options, started, "Launched the whole tree")
+            return
         launched = engine.launch_pipeline(self._feature(options["id"]), self.actor)
         verb = "Resumed" if launched.resumed else "Launched"
         self._emit(
@@ -324,3 +363,112 @@ class Command(BaseCommand):
                 lines.append(f"  {'Feature board' if board == 'feature' else 'Work board'}:")
             lines.append(f"    {str(row['name']).upper()} ({row['count']})")
         self._emit(options, data, "\n".join(lines))
+
+    # --- the tree and its batches -------------------------------------------------------------
+
+    def _emit_started(self, options: dict[str, Any], started: engine.Started, verb: str) -> None:
+        runs = len(started.runs)
+        lines = [f"{verb}: batch #{started.batch.pk}, {runs} card{'s' if runs != 1 else ''}"]
+        lines += [f"  skipped #{card.pk} {card.title}: {why}" for card, why in started.skipped]
+        data = {
+            "batch": started.batch.pk,
+            "runs": [r.pk for r in started.runs],
+            "skipped": [{"id": c.pk, "title": c.title, "reason": w} for c, w in started.skipped],
+        }
+        self._emit(options, data, "\n".join(lines))
+
+    def _batch(self, pk: int) -> Batch:
+        batch = Batch.objects.select_related("root").filter(pk=pk).first()
+        if batch is None:
+            raise CommandError(f"No batch #{pk}.")
+        return batch
+
+    def do_subtasks(self, options: dict[str, Any]) -> None:
+        started = engine.generate_subtasks(
+            self._feature(options["id"]), self.actor, story_ids=options["story"]
+        )
+        self._emit_started(options, started, "Generating subtasks")
+
+    def do_batch(self, options: dict[str, Any]) -> None:
+        batch = self._batch(options["id"])
+        if options["stop"]:
+            stopped = engine.stop_batch(batch, self.actor)
+            self._emit(options, {"stopped": stopped}, f"Stopped {stopped} run(s).")
+            return
+        if options["retry"]:
+            runs = engine.retry_batch(batch, self.actor)
+            text = f"Retrying {len(runs)} card(s) of batch #{batch.pk}"
+            self._emit(options, {"runs": [r.pk for r in runs]}, text)
+            return
+        progress = engine.progress(self._batch(batch.pk))
+        lines = [progress_line(progress)]
+        lines += [
+            f"  {c.state:<8} #{c.pk} {c.title} ({c.stage}{', ' + c.step if c.step else ''})"
+            for c in progress.cards
+        ]
+        self._emit(options, progress.as_dict(), "\n".join(lines))
+
+    def do_tree(self, options: dict[str, Any]) -> None:
+        epic = self._feature(options["id"])
+        if epic.kind != Feature.Kind.EPIC:
+            raise CommandError(f"#{epic.pk} is a {epic.get_kind_display().lower()}, not an epic.")
+        group = tree_queries.build_tree(epic.workspace, epic=epic).groups[0]
+        self._emit(options, group.as_dict(), "\n".join(group_lines(group)))
+
+    def do_stories(self, options: dict[str, Any]) -> None:
+        workspace = self._workspace(options["workspace"])
+        tree = tree_queries.build_tree(
+            workspace, status=options["status"] or "", kind=options["kind"] or ""
+        )
+        lines = [f"{workspace.name}: {counts_line(tree.counts)}"]
+        for group in tree.groups:
+            lines += group_lines(group, subtasks=bool(options["status"] or options["kind"]))
+        self._emit(options, tree.as_dict(), "\n".join(lines))
+
+
+def counts_line(counts: tree_queries.Counts) -> str:
+    return (
+        f"{counts.stories} stories · {counts.subtasks} subtasks · {counts.done} done · "
+        f"{counts.in_progress} in progress · {counts.blocked} blocked · {counts.failed} failed"
+    )
+
+
+def progress_line(progress: engine.Progress) -> str:
+    line = (
+        f"Batch #{progress.batch.pk} ({progress.batch.kind}): {progress.done} of "
+        f"{progress.total} done"
+    )
+    if progress.running:
+        line += " · processing " + ", ".join(f"#{c.pk}" for c in progress.running)
+    if progress.failed:
+        line += f" · {progress.failed} failed or stopped"
+    line += f" · {'took' if progress.finished else 'elapsed'} {progress.elapsed_label}"
+    if progress.finished:
+        line += f" · {progress.message}"
+    return line
+
+
+def group_lines(group: tree_queries.EpicGroup, *, subtasks: bool = True) -> list[str]:
+    head = (
+        f"#{group.epic.pk} {group.epic.title} (epic · {group.epic.stage.name})"
+        if group.epic is not None
+        else "Stories without an epic"
+    )
+    lines = [head, f"  {counts_line(group.counts)}"]
+    for story in group.shown:
+        card = story.story.card
+        lines.append(
+            f"  └ #{card.pk} {card.title} [{story.story.state} · {card.stage.name}] "
+            f"{story.done}/{len(story.subtasks)} subtasks done"
+            + (f" · {card.status_note}" if card.status_note else "")
+        )
+        if subtasks:
+            for item in story.shown:
+                deps = ", ".join(f"#{pk}" for pk, _ in item.depends_on)
+                lines.append(
+                    f"      └ #{item.pk} {item.card.title} [{item.state} · "
+                    f"{item.card.stage.name}]" + (f" after {deps}" if deps else "")
+                )
+    if group.batch is not None:
+        lines.append(f"  {progress_line(group.batch)}")
+    return lines
