@@ -43,7 +43,8 @@ def test_the_panel_shows_what_is_processing_n_of_m_a_two_part_bar_and_elapsed_ti
     assert "1 of 6 done" in page
     done = re.search(r'<rect class="done" width="(\d+)"', page)
     active = re.search(r'<rect class="active" x="(\d+)" width="(\d+)"', page)
-    assert done is not None and active is not None
+    assert done is not None
+    assert active is not None
     assert (done.group(1), active.groups()) == ("17", ("17", "17"))
     assert f'data-since="{started.batch.created_at.isoformat()}"' in page
     assert 'hx-trigger="every 2s"' in page  # polled while it runs

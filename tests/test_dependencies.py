@@ -48,7 +48,7 @@ def test_it_stores_generated_dependencies_and_blocks_the_waiting_tasks(
 
 
 def test_a_blocked_card_still_plans(story: Story, no_enqueue: Any) -> None:
-    first, second, third = waiting_pair(story)
+    _first, second, _third = waiting_pair(story)
 
     with no_enqueue():
         launched = engine.launch_pipeline(second, story.owner)
@@ -67,7 +67,7 @@ def delivery_pair(story: Story) -> tuple[Feature, Feature]:
 
 
 def test_launch_refuses_a_blocked_cards_delivery(delivery_story: Story, no_enqueue: Any) -> None:
-    first, second = delivery_pair(delivery_story)
+    _first, second = delivery_pair(delivery_story)
 
     with no_enqueue(), pytest.raises(engine.EngineError) as refused:
         engine.launch_pipeline(second, delivery_story.owner)  # its next stage is QA
@@ -82,14 +82,14 @@ def test_the_cli_says_why_a_launch_is_refused(delivery_story: Story) -> None:
     from django.core.management import call_command
     from django.core.management.base import CommandError
 
-    first, second = delivery_pair(delivery_story)
+    _first, second = delivery_pair(delivery_story)
 
     with pytest.raises(CommandError, match="Blocked by “Data model”: finish it first"):
         call_command("pipeline", "launch", str(second.pk))
 
 
 def test_moving_a_blocked_card_into_a_planning_stage_runs_it(story: Story, no_enqueue: Any) -> None:
-    first, second, third = waiting_pair(story)
+    _first, second, _third = waiting_pair(story)
 
     with no_enqueue():
         moved = engine.move_feature(

@@ -87,3 +87,16 @@ def test_only_members_who_write_can_start_it(
 
     assert response.status_code == status
     assert not Batch.objects.exists()
+
+
+def test_without_htmx_it_goes_back_to_the_stories_page_with_the_message(
+    product_story: Story, parent: Feature, no_enqueue: Any
+) -> None:
+    client = product_story.client_for(product_story.owner)
+    with no_enqueue():
+        response = client.post(f"/features/{parent.pk}/subtasks/generate", {"scope": "all"})
+
+    assert response.status_code == 302
+    assert response["Location"] == f"/w/{product_story.workspace.slug}/stories/#epic-{parent.pk}"
+    page = client.get(response["Location"]).content.decode()
+    assert "Generating subtasks for 6 stories" in page

@@ -69,6 +69,8 @@ def test_subtasks_run_after_their_story_and_start_by_themselves_when_their_depen
     subtasks = list(first_story.children.order_by("source_index"))
     story_run = run_of(first_story, "tickets")
     head = run_of(subtasks[0], "doing")
+    assert head.started_at is not None
+    assert story_run.finished_at is not None
     assert head.started_at >= story_run.finished_at  # after its story's pipeline
     subtasks[0].refresh_from_db()
     assert subtasks[0].stage.key == "review"
@@ -83,6 +85,8 @@ def test_subtasks_run_after_their_story_and_start_by_themselves_when_their_depen
 
     waiting.refresh_from_db()
     assert waiting.status == Run.Status.SUCCEEDED
+    assert waiting.started_at is not None
+    assert head.finished_at is not None
     assert waiting.started_at >= head.finished_at
 
 
@@ -187,3 +191,25 @@ def test_the_sweep_releases_a_waiting_run_whose_wait_is_over(
     assert waiting.status == Run.Status.QUEUED
     second.refresh_from_db()
     assert second.stage.key == "tickets"  # moved into the stage its run works in
+
+
+def test_retrying_one_failed_story_from_its_card_lets_the_tree_go_on(
+    product_story: Story, eager: Any
+) -> None:
+    parent = epic_with_stories(product_story, eager)
+    first = stories(parent)[0]
+    Feature.objects.filter(pk=first.pk).update(description="[offline:fail=permanent]")
+    with eager():
+        started = engine.launch_tree(parent, product_story.owner)
+    failed = run_of(first, "tickets", Run.Status.FAILED)
+
+    Feature.objects.filter(pk=first.pk).update(description="Fixed.")
+    with eager():
+        retried = engine.retry_run(failed, product_story.owner)  # the card's own Retry button
+
+    assert retried.batch_id == started.batch.pk
+    assert not Run.objects.filter(batch=started.batch, status=Run.Status.WAITING).exists()
+    assert_in_dependency_order(stories(parent), "tickets")
+    batch = Batch.objects.get(pk=started.batch.pk)
+    assert batch.finished_at is not None
+    assert batch.summary["failed"] == 0  # every card ended well in the end

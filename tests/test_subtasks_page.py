@@ -57,7 +57,7 @@ def test_it_filters_by_status_and_epic(product_story: Story, planned: Feature) -
     blocked = first.children.filter(status=Feature.Status.BLOCKED)
     assert blocked.exists()
 
-    page = client.get(url(product_story), {"status": "blocked", "epic": planned.pk}).content
+    page = client.get(url(product_story), {"status": "blocked", "epic": str(planned.pk)}).content
     html = page.decode()
 
     shown = set(map(int, re.findall(r'id="subtask-(\d+)"', html)))

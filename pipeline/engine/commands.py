@@ -204,7 +204,8 @@ def _restart_stage(
     carry_from: Run | None = None,
 ) -> Run:
     """A new run for `run`'s stage (the card moved back there if it left), whose pipeline goes
-    on from that stage as a launch's would."""
+    on from that stage as a launch's would. It stays in `run`'s batch, if any: the cards of a
+    tree that wait for this one go on when it succeeds."""
     stages = board_stages(feature.workspace_id, run.stage.board)
     stage = stage_by_id(stages, run.stage_id)
     if runnable_recipe(stage) is None:
@@ -221,6 +222,7 @@ def _restart_stage(
         parent=parent,
         user=user,
         carry_from=carry_from,
+        batch_id=run.batch_id,
     )
 
 

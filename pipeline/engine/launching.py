@@ -122,7 +122,8 @@ def start_card(
         note=note,
         carry_from=resume_from,
         trigger=trigger,
-        batch_id=batch_id,
+        # Resuming a failed run of a batch continues that batch's work.
+        batch_id=batch_id if batch_id is not None or resume_from is None else resume_from.batch_id,
     )
     verb = f"Resumed after run #{resume_from.pk} failed" if resume_from else "Launched"
     if trigger == Run.Trigger.HEALTH_CHECK:

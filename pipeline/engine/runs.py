@@ -17,7 +17,7 @@ from pipeline.engine import transitions
 from pipeline.engine.card_state import touch
 from pipeline.engine.errors import AlreadyRunning
 from pipeline.engine.planning import runnable_recipe
-from pipeline.models import Run
+from pipeline.models import Batch, Run
 
 Status = Run.Status
 logger = logging.getLogger(__name__)
@@ -105,6 +105,11 @@ def create_run(
             f"“{feature.title}” already has a pipeline running; stop it or wait for it to end."
         ) from exc
     touch(feature)  # the caller's instance shows the derived status too
+    if batch_id is not None:
+        # A batch that had ended is running again (a Retry of one of its cards, say).
+        Batch.objects.filter(pk=batch_id, finished_at__isnull=False).update(
+            finished_at=None, stopped_at=None
+        )
     if status == Status.QUEUED:
         transaction.on_commit(partial(enqueue, run.pk), robust=True)
     return run

@@ -12,10 +12,12 @@ import json
 from typing import Any
 
 from django import forms
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpResponse
-from django.shortcuts import render
+from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
+from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from features.access import get_feature, get_workspace
@@ -117,6 +119,26 @@ def render_epic_group(
     )
 
 
+def _answer(
+    request: HtmxHttpRequest,
+    epic: Feature,
+    membership: Membership,
+    message: str,
+    level: str,
+    *,
+    status: int = 200,
+) -> HttpResponse:
+    """htmx: the epic's redrawn section with a toast; a plain form post: back to the Stories
+    page, with the message shown there."""
+    if not request.htmx:
+        messages.add_message(
+            request, messages.ERROR if level == "error" else messages.INFO, message
+        )
+        url = reverse("features:stories", args=[epic.workspace.slug])
+        return redirect(f"{url}#epic-{epic.pk}")
+    return with_toast(render_epic_group(request, epic, membership, status=status), message, level)
+
+
 def _started(started: engine.Started, what: str, noun: str = "card") -> str:
     message = f"{what} {plural(len(started.runs), noun)}"
     if started.skipped:
@@ -151,10 +173,9 @@ def generate_subtasks(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     try:
         started = engine.generate_subtasks(epic, request.user, story_ids=story_ids)
     except (engine.EngineError, FeatureError) as exc:
-        response = render_epic_group(request, epic, membership, status=409)
-        return with_toast(response, str(exc), "error")
+        return _answer(request, epic, membership, str(exc), "error", status=409)
     message = _started(started, "Generating subtasks for", "story")
-    return with_toast(render_epic_group(request, epic, membership), message, "info")
+    return _answer(request, epic, membership, message, "info")
 
 
 @login_required
@@ -164,10 +185,8 @@ def launch_tree(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     try:
         started = engine.launch_tree(epic, request.user)
     except (engine.EngineError, FeatureError) as exc:
-        response = render_epic_group(request, epic, membership, status=409)
-        return with_toast(response, str(exc), "error")
-    message = _started(started, "Whole tree launched:")
-    return with_toast(render_epic_group(request, epic, membership), message, "info")
+        return _answer(request, epic, membership, str(exc), "error", status=409)
+    return _answer(request, epic, membership, _started(started, "Whole tree launched:"), "info")
 
 
 # --- A batch's progress, Stop and Retry --------------------------------------------------------

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 import redis
 from django.conf import settings
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Page, ViewportSize, expect
 
 from features.models import Feature
 from pipeline import engine
@@ -21,7 +21,7 @@ from tests.tree_helpers import epic, stories
 
 pytestmark = pytest.mark.browser
 
-PHONE = {"width": 390, "height": 844}
+PHONE: ViewportSize = {"width": 390, "height": 844}
 
 
 @pytest.fixture
@@ -44,8 +44,10 @@ def planned_epic(live: Live) -> Feature:
     parent = epic(live.story.workspace, at="tickets")
     engine.launch_pipeline(parent, live.story.owner)
     wait_until(
-        lambda: len(stories(parent)) == 6
-        and not Run.objects.filter(feature=parent, status__in=Run.ACTIVE_STATUSES).exists(),
+        lambda: (
+            len(stories(parent)) == 6
+            and not Run.objects.filter(feature=parent, status__in=Run.ACTIVE_STATUSES).exists()
+        ),
         timeout=60,
         what="the epic's stories",
     )
@@ -96,7 +98,6 @@ def test_generating_subtasks_for_all_stories_shows_live_progress_and_a_final_toa
         engine.trees.final_message(done)
     )
     expect(page.locator(f"#epic-{parent.pk} .story-row")).to_have_count(6)
-    screenshot(page, "epic-tree")
 
     page.goto(f"{live.url}/w/{live.story.workspace.slug}/stories/")
     page.set_viewport_size(PHONE)
@@ -107,9 +108,7 @@ def test_generating_subtasks_for_all_stories_shows_live_progress_and_a_final_toa
     screenshot(page, "stories-phone")
 
 
-def test_the_subtasks_table_groups_by_story_and_rows_expand(
-    live_product: Live, page: Page
-) -> None:
+def test_the_subtasks_table_groups_by_story_and_rows_expand(live_product: Live, page: Page) -> None:
     live = live_product
     parent = planned_epic(live)
     first, second = stories(parent)[:2]

@@ -72,7 +72,8 @@ def intervals(batch: Batch) -> list[tuple[datetime, datetime]]:
             .values_list("created_at", flat=True)
             .first()
         )
-        assert started is not None and run.finished_at is not None, run
+        assert started is not None, run
+        assert run.finished_at is not None, run
         spans.append((started, run.finished_at))
     return spans
 
@@ -97,7 +98,9 @@ def assert_each_story_done_once(parent: Feature, batch: Batch) -> None:
         assert tasks.version == 1  # generated once…
         assert Artifact.objects.get(feature=user_story, name="acceptance-criteria.md").version == 1
         subtasks = user_story.children.filter(kind=Feature.Kind.TASK)
-        assert subtasks.count() == len(tasks.data["tasks"]) == len(generation.added)  # …applied once
+        assert (
+            subtasks.count() == len(tasks.data["tasks"]) == len(generation.added)
+        )  # …applied once
 
 
 def test_generate_for_all_runs_at_most_the_workspaces_limit_at_once(
