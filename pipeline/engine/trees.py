@@ -226,7 +226,6 @@ def stop_batch(batch: Batch, user: User | None) -> int:
     nothing of it is in progress."""
     who = user.get_username() if user is not None else "the system"
     with engine_transaction():
-        Batch.objects.select_for_update().filter(pk=batch.pk).first()
         cards = sorted(
             set(
                 Run.objects.filter(batch=batch, status__in=Run.ACTIVE_STATUSES).values_list(
@@ -270,7 +269,6 @@ def retry_batch(batch: Batch, user: User | None) -> list[Run]:
     rejected: from the stage where it ended (after its succeeded steps), in the batch's order.
     Returns the new runs. Raises EngineError when there is nothing to retry."""
     with engine_transaction():
-        Batch.objects.select_for_update().filter(pk=batch.pk).first()
         ended = _unsuccessful_cards(batch)
         if not ended:
             raise NothingToRun(
@@ -366,7 +364,14 @@ def run_ended(run_id: int) -> None:
 
 def finish_if_done(batch_id: int) -> bool:
     """Mark the batch finished and send its final toast, once, when none of its runs is in
-    progress and no result of it waits for a decision. Returns whether it finished now."""
+    progress and no result of it waits for a decision. Returns whether it finished now.
+
+    The batch row is locked first, always after the card's: two of its last runs ending at the
+    same moment each see the other still running, so the one that looks second must wait for
+    the first to commit, and then sees it ended.
+    """
+    if Batch.objects.select_for_update().filter(pk=batch_id).values_list("pk").first() is None:
+        return False
     in_progress = Run.objects.filter(batch_id=batch_id, status__in=Run.ACTIVE_STATUSES).exists()
     if (
         in_progress

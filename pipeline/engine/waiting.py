@@ -162,26 +162,22 @@ def waiting_blockers(feature_ids: Iterable[int]) -> dict[int, list[Blocker]]:
 
 def release_ready(feature_ids: Iterable[int]) -> list[int]:
     """Release the waiting runs of these cards that nothing holds back any more: each card is
-    locked, looked at again, moved into its run's stage if needed, and its run queued (sent
+    locked, then looked at, moved into its run's stage if needed, and its run queued (sent
     after commit; a stage that needs a person's Start waits for one). Call inside an engine
-    transaction. Returns the released run ids."""
-    candidates = waiting_runs(feature_ids)
-    if not candidates:
-        return []
-    holders = _holders(candidates)
+    transaction. Returns the released run ids.
+
+    Every card with a waiting run is locked before it is looked at, never skipped on a first
+    look: two of its dependencies finishing at once each see the other still running until
+    it commits, and the lock makes the second wait for the first and then see it finished.
+    """
+    candidates = sorted({r.feature_id for r in waiting_runs(feature_ids)})
     released: list[int] = []
     # One lock order (card ids ascending), so releases in two transactions never deadlock.
-    for candidate in sorted(candidates, key=lambda r: r.feature_id):
-        if holders[candidate.run_id]:
-            continue
-        feature = lock_feature(candidate.feature_id)
-        # Looked at again under the card's lock: what a concurrent transaction committed
-        # while we waited for it is seen now.
-        again = [r for r in waiting_runs([feature.pk]) if r.run_id == candidate.run_id]
-        if not again or _holders(again)[candidate.run_id]:
-            continue
-        if _release(feature, candidate.run_id):
-            released.append(candidate.run_id)
+    for feature_id in candidates:
+        feature = lock_feature(feature_id)
+        for run in waiting_runs([feature.pk]):  # read under the lock
+            if not _holders([run])[run.run_id] and _release(feature, run.run_id):
+                released.append(run.run_id)
     return released
 
 
