@@ -224,3 +224,43 @@ def test_the_card_page_shows_what_a_card_waits_for_and_blocks(story: Story) -> N
     assert f"#{third.pk} Design" in waiting
     assert "Blocks:" in blocking
     assert f"#{second.pk} Checkout API" in blocking
+
+
+def test_a_pipeline_held_before_delivery_goes_on_by_itself_when_dependencies_finish(
+    delivery_story: Story, eager: Any
+) -> None:
+    from features.models import Workspace
+    from skills.catalog import latest_skill
+    from skills.models import RecipeStep, StageRecipe
+
+    workspace = delivery_story.workspace
+    # Automatic to the last stage, and Building has automated work too.
+    Workspace.objects.filter(pk=workspace.pk).update(automation_mode="auto_all")
+    building = stage(workspace, "building")
+    recipe = StageRecipe.objects.create(stage=building)
+    RecipeStep.objects.create(recipe=recipe, skill=latest_skill("write-spec"), order=1)
+    first = card(workspace, "Data model", at="spec")
+    second = card(workspace, "Checkout API", at="spec")
+    Dependency.objects.create(feature=second, depends_on=first)
+
+    with eager():
+        launched = engine.launch_pipeline(second, delivery_story.owner)
+
+    assert launched.pipeline == ["spec", "spec-review"]  # planning only, while blocked
+    second.refresh_from_db()
+    assert second.stage.key == "building"
+    waiting = Run.objects.get(feature=second, status=Run.Status.WAITING)
+    assert (waiting.stage, waiting.pipeline_next) == (building, ["qa", "final-review"])
+
+    with eager():
+        engine.move_feature(first, stage(workspace, "done"), user=delivery_story.owner)
+
+    second.refresh_from_db()
+    assert second.stage.key == "done"  # Building, QA and Final review ran by themselves
+    assert [r.stage.key for r in Run.objects.filter(feature=second).order_by("id")] == [
+        "spec",
+        "spec-review",
+        "building",
+        "qa",
+        "final-review",
+    ]

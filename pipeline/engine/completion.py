@@ -22,6 +22,7 @@ from pipeline.engine.planning import board_stages, entry_status, next_stage, run
 from pipeline.engine.runs import create_run
 from pipeline.engine.steps import StepResult
 from pipeline.engine.trees import run_ended
+from pipeline.engine.waiting import wait_for_delivery
 from pipeline.engine.worker import usage_updates
 from pipeline.models import Run, RunLog
 from pipeline.runlog import append_log, flush_buffered
@@ -166,6 +167,10 @@ def advance(run: Run, feature: Feature, stages: list[Stage]) -> Run | None:
         )
         append_log(run.pk, f"Advanced to {target.key}; next run #{next_run.pk}")
         return next_run
+    held = wait_for_delivery(run, feature, target, stages)
+    if held is not None:
+        append_log(run.pk, f"Pipeline waits in {target.name} for its dependencies; run #{held.pk}")
+        return held
     append_log(run.pk, f"Pipeline finished: card is in {target.name}")
     if not quiet:
         events.toast_on_commit(

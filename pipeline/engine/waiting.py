@@ -28,14 +28,14 @@ from functools import partial
 from django.db import transaction
 from django.db.models import Exists, OuterRef, Subquery
 
-from features.actions import FINISHED
-from features.models import Dependency, Feature
+from features.actions import FINISHED, blocking_dependencies
+from features.models import Dependency, Feature, Stage
 from pipeline.engine import transitions
 from pipeline.engine.card_state import Blocker, engine_transaction, outcome_of
 from pipeline.engine.cards import record_move
 from pipeline.engine.locks import lock_feature
-from pipeline.engine.planning import entry_status, runnable_recipe
-from pipeline.engine.runs import enqueue
+from pipeline.engine.planning import entry_status, kind_path, plan_from, runnable_recipe
+from pipeline.engine.runs import create_run, enqueue
 from pipeline.models import Run, RunLog
 from pipeline.runlog import append_log
 
@@ -202,6 +202,34 @@ def _release(feature: Feature, run_id: int) -> bool:
     return True
 
 
+def wait_for_delivery(run: Run, feature: Feature, target: Stage, stages: list[Stage]) -> Run | None:
+    """The chain of `run` ended as it moved its card into `target`. If the chain stopped there
+    only because the card's dependencies are unfinished (the stage is delivery, and without them
+    the pipeline would have gone on), the card gets a waiting run of `target` that starts by
+    itself once they are finished. Returns that run, or None."""
+    if not target.delivers:
+        return None
+    path = kind_path(feature.workspace, feature.kind)
+    current = next(s for s in stages if s.pk == run.stage_id)
+    unblocked = plan_from(feature.workspace, stages, current, path=path)
+    if target not in unblocked or not blocking_dependencies(feature):
+        return None
+    rest = unblocked[unblocked.index(target) + 1 :]
+    waiting = create_run(
+        feature,
+        target,
+        pipeline_next=[s.key for s in rest],
+        parent=run,
+        user=None,
+        status=Status.WAITING,
+        guard=False,
+        trigger=Run.Trigger.PIPELINE,
+        batch_id=run.batch_id,
+    )
+    append_log(waiting.pk, f"{target.name} waits for this card's dependencies to finish")
+    return waiting
+
+
 def release_stale(limit: int = 500) -> int:
     """The sweep's safety net: release waiting runs whose wait is over but whose release was
     missed (say, a dependency finished by an operator's correction). Returns how many."""
@@ -220,6 +248,7 @@ __all__ = [
     "WaitingRun",
     "release_ready",
     "release_stale",
+    "wait_for_delivery",
     "waiting_blockers",
     "waiting_runs",
 ]
