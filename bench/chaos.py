@@ -42,6 +42,8 @@ def main() -> int:
 
     owner, _ = User.objects.get_or_create(username="chaos")
     workspace = do_create_workspace(name="Chaos", template="quick", owner=owner)
+    # The workers' four slots bound this run, not the workspace's run limit (3 by default).
+    engine.update_workspace_settings(workspace, {"max_concurrent_runs": 4})
     features = [
         do_create_feature(workspace, title=f"Chaos {i}", user=None) for i in range(args.pipelines)
     ]

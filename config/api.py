@@ -31,6 +31,7 @@ from features.api.base import ApiError, error_body
 from features.tokens import TokenError, user_for_secret
 from pipeline.api.cards import router as features_router
 from pipeline.api.runs import router as pipeline_router
+from pipeline.api.trees import router as trees_router
 from pipeline.engine import EngineError
 from skills.api import router as skills_router
 
@@ -122,6 +123,7 @@ api = RunwayApi(
 )
 api.add_router("", features_router, tags=["features"])
 api.add_router("", pipeline_router, tags=["runs & workers"])
+api.add_router("", trees_router, tags=["stories, subtasks & batches"])
 api.add_router("", skills_router, tags=["skills & recipes"])
 
 

@@ -11,7 +11,12 @@ from django.utils.text import slugify
 
 from features import events
 from features.models import Feature, Membership, Stage, StageTransition, Workspace
-from features.stage_templates import DEFAULT_STOP_STAGE, TEMPLATES, WORK_BOARD
+from features.stage_templates import (
+    DEFAULT_KIND_STAGES,
+    DEFAULT_STOP_STAGE,
+    TEMPLATES,
+    WORK_BOARD,
+)
 
 
 class FeatureError(Exception):
@@ -40,6 +45,7 @@ def do_create_workspace(
             slug=slug,
             template=template,
             default_provider=settings.RUNWAY_DEFAULT_PROVIDER,
+            kind_stages={k: list(v) for k, v in DEFAULT_KIND_STAGES.get(template, {}).items()},
         )
         stages = [
             Stage(
@@ -50,6 +56,7 @@ def do_create_workspace(
                 name=s.name,
                 is_live=s.is_live,
                 is_done=s.is_done,
+                is_delivery=s.is_delivery,
             )
             for i, s in enumerate(TEMPLATES[template])
         ] + [
@@ -61,6 +68,7 @@ def do_create_workspace(
                 name=s.name,
                 is_live=s.is_live,
                 is_done=s.is_done,
+                is_delivery=s.is_delivery,
             )
             for i, s in enumerate(WORK_BOARD)
         ]

@@ -79,8 +79,17 @@ class MembershipAdmin(admin.ModelAdmin):
 
 @admin.register(Stage)
 class StageAdmin(admin.ModelAdmin):
-    list_display = ("key", "name", "workspace", "board", "position", "is_done", "is_live")
-    list_filter = ("board", "is_done", "is_live", "workspace")
+    list_display = (
+        "key",
+        "name",
+        "workspace",
+        "board",
+        "position",
+        "is_delivery",
+        "is_done",
+        "is_live",
+    )
+    list_filter = ("board", "is_delivery", "is_done", "is_live", "workspace")
     search_fields = ("key", "name", "workspace__slug", "workspace__name")
     ordering = ("workspace__name", "board", "position")
     list_select_related = ("workspace",)

@@ -34,12 +34,16 @@ class Workspace(models.Model):
         related_name="+",
         help_text="An automatic pipeline halts when the card reaches this stage.",
     )
-    max_concurrent_runs = models.PositiveSmallIntegerField(default=4)
+    # 2-3 at once is what a provider's rate limit comfortably takes for a batch of generations.
+    max_concurrent_runs = models.PositiveSmallIntegerField(default=3)
     monthly_budget_usd = models.DecimalField(
         max_digits=10, decimal_places=2, null=True, blank=True, help_text="Empty: no budget."
     )
     default_provider = models.CharField(max_length=30, default="offline")
     default_model = models.CharField(max_length=100, blank=True)
+    # {kind: [stage keys]}: the stages a kind of card runs through (a story: its acceptance
+    # criteria and subtasks, not the whole template). A kind not named runs every stage.
+    kind_stages = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -102,6 +106,11 @@ class Stage(models.Model):
     position = models.PositiveSmallIntegerField()
     is_live = models.BooleanField(default=False, help_text="Shipped and monitored.")
     is_done = models.BooleanField(default=False, help_text="Work here counts as finished.")
+    is_delivery = models.BooleanField(
+        default=False,
+        help_text="Building, testing or shipping: a card waits here until its dependencies "
+        "are finished. Stages before it are planning, which never waits.",
+    )
 
     class Meta:
         ordering = ["board", "position"]
@@ -116,6 +125,11 @@ class Stage(models.Model):
 
     def __str__(self) -> str:
         return f"{self.workspace.slug}/{self.key}"
+
+    @property
+    def delivers(self) -> bool:
+        """Work here is delivery (dependencies must be finished first), not planning."""
+        return self.is_delivery or self.is_done or self.is_live
 
 
 class Feature(models.Model):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.urls import path, re_path
 
-from pipeline.views import board, cards, detail, health_checks, rerun, settings
+from pipeline.views import board, cards, detail, health_checks, rerun, settings, stories
 
 # The board and card pages keep the "features" URL namespace (features:board, features:detail):
 # URLs name what a person sees, while the views live here because they show cards with their runs.
@@ -17,6 +17,19 @@ urlpatterns = [
     path("w/<slug:slug>/features/new", cards.new_feature, name="new"),
     path("w/<slug:slug>/worker-banner", board.worker_banner, name="worker_banner"),
     path("w/<slug:slug>/settings", settings.workspace_settings, name="settings"),
+    path("w/<slug:slug>/settings/kinds", settings.kind_stages, name="kind_stages"),
+    # The tree: stories by epic, subtasks by story, and batches of their runs
+    path("w/<slug:slug>/stories/", stories.stories_page, name="stories"),
+    path("w/<slug:slug>/stories/kpis", stories.stories_kpis, name="stories_kpis"),
+    path("w/<slug:slug>/subtasks/", stories.subtasks_page, name="subtasks"),
+    path("w/<slug:slug>/batches/<int:pk>/", stories.batch_progress, name="batch"),
+    path("w/<slug:slug>/batches/<int:pk>/stop", stories.stop_batch, name="batch_stop"),
+    path("w/<slug:slug>/batches/<int:pk>/retry", stories.retry_batch, name="batch_retry"),
+    path("features/<int:pk>/tree", stories.epic_tree, name="epic_tree"),
+    path("features/<int:pk>/tree/launch", stories.launch_tree, name="launch_tree"),
+    path(
+        "features/<int:pk>/subtasks/generate", stories.generate_subtasks, name="generate_subtasks"
+    ),
     # Cards
     path("features/<int:pk>/", detail.feature_detail, name="detail"),
     path("features/<int:pk>/move", cards.move_card, name="move"),

@@ -20,6 +20,9 @@ WORKER_STALE_AFTER = timedelta(seconds=settings.RUNWAY_WORKER_STALE_SECONDS)
 
 class Run(models.Model):
     class Status(models.TextChoices):
+        # Waits for its card's dependencies (or, in a tree, the work before it) to finish;
+        # queued by itself when they do.
+        WAITING = "waiting", "Waiting for dependencies"
         AWAITING_APPROVAL = "awaiting_approval", "Awaiting approval"
         QUEUED = "queued", "Queued"
         RUNNING = "running", "Running"
@@ -47,7 +50,7 @@ class Run(models.Model):
         PIPELINE = "pipeline", "The pipeline"
         HEALTH_CHECK = "health_check", "A health check"
 
-    ACTIVE_STATUSES = (Status.AWAITING_APPROVAL, Status.QUEUED, Status.RUNNING)
+    ACTIVE_STATUSES = (Status.WAITING, Status.AWAITING_APPROVAL, Status.QUEUED, Status.RUNNING)
     FINISHED_STATUSES = (Status.SUCCEEDED, Status.FAILED, Status.CANCELLED)
 
     workspace = models.ForeignKey(
@@ -65,6 +68,11 @@ class Run(models.Model):
         "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="reruns"
     )
     pipeline_next = models.JSONField(default=list, blank=True)
+    # The batch (generate subtasks for many stories, or a whole tree) this run belongs to: one
+    # Stop, one Retry and one progress bar for all of its runs.
+    batch = models.ForeignKey(
+        "pipeline.Batch", null=True, blank=True, on_delete=models.SET_NULL, related_name="runs"
+    )
     # 1-based place of this run in the pipeline it belongs to: "step X of N" on the card,
     # with N = pipeline_index + len(pipeline_next).
     pipeline_index = models.PositiveSmallIntegerField(default=1)
@@ -110,17 +118,19 @@ class Run(models.Model):
             models.Index(fields=["status", "heartbeat_at"], name="run_status_heartbeat"),
             models.Index(fields=["status", "queued_at"], name="run_status_queued"),
             models.Index(fields=["workspace", "status"], name="run_workspace_status"),
+            models.Index(fields=["batch", "feature"], name="run_batch_feature"),
         ]
         constraints = [
             models.UniqueConstraint(
                 fields=["feature"],
-                condition=Q(status__in=["awaiting_approval", "queued", "running"]),
+                condition=Q(status__in=["waiting", "awaiting_approval", "queued", "running"]),
                 name="run_one_active_per_feature",
             ),
             models.UniqueConstraint(fields=["parent_run"], name="run_one_child_per_parent"),
             models.CheckConstraint(
                 condition=Q(
                     status__in=[
+                        "waiting",
                         "awaiting_approval",
                         "queued",
                         "running",
@@ -301,3 +311,43 @@ class Sweep(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} (last {self.finished_at})"
+
+
+class Batch(models.Model):
+    """Runs started together: "generate subtasks for all stories" of an epic, or its whole tree.
+
+    Only a label over run rows (``Run.batch``): what the batch is doing, how far it is and
+    whether it is over are read from its runs. ``finished_at`` is set once, by the conditional
+    UPDATE that also sends its final toast; a Retry clears it again.
+    """
+
+    class Kind(models.TextChoices):
+        SUBTASKS = "subtasks", "Generate subtasks"
+        TREE = "tree", "Whole tree"
+
+    workspace = models.ForeignKey(
+        "features.Workspace", on_delete=models.CASCADE, related_name="batches"
+    )
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    root = models.ForeignKey(
+        "features.Feature", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    stopped_at = models.DateTimeField(null=True, blank=True)
+    # What it made, written when it finished: {"added": {kind: n}, "parents": n, "failed": n}.
+    summary = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["root", "-created_at"], name="batch_root_created")]
+
+    def __str__(self) -> str:
+        return f"batch #{self.pk} ({self.kind})"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.finished_at is not None

@@ -28,7 +28,9 @@ _PRODUCT = {
     "design": DefaultRecipe(("design-review",)),
     "prototype": DefaultRecipe(("prototype-notes",)),
     "validate": DefaultRecipe(("jury-validate",)),
-    "tickets": DefaultRecipe(("generate-tasks",)),
+    # A story's path on this template is Tickets alone: its acceptance criteria, then the
+    # subtasks made from them (an epic's tickets are its stories, with criteria of their own).
+    "tickets": DefaultRecipe(("write-acceptance-criteria", "generate-tasks")),
 }
 _QUICK = {
     "architecture": DefaultRecipe(("write-architecture",)),

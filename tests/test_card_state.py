@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from features.models import Feature
-from pipeline.engine.card_state import CardFacts, LatestRun, derive
+from pipeline.engine.card_state import Blocker, CardFacts, LatestRun, derive
 from pipeline.models import Run
 
 S, C = Run.Status, Feature.Status
@@ -18,8 +18,12 @@ def run(status: str, *, decision: str = "auto", kind: str = "", note: str = "", 
     )
 
 
-def facts(latest: LatestRun | None, *, finished: bool = False, blockers: tuple[int, ...] = ()):
+def facts(latest: LatestRun | None, *, finished: bool = False, blockers: tuple[Blocker, ...] = ()):
     return CardFacts(stage_id=HERE, stage_finished=finished, latest=latest, blockers=blockers)
+
+
+SCHEMA, API = Blocker(3, "Schema"), Blocker(4, "API")
+FAILED_SCHEMA = Blocker(3, "Schema", "failed")
 
 
 @pytest.mark.parametrize(
@@ -28,7 +32,7 @@ def facts(latest: LatestRun | None, *, finished: bool = False, blockers: tuple[i
         pytest.param(facts(None), (C.IDLE, ""), id="no run: idle"),
         pytest.param(facts(run(S.RUNNING)), (C.RUNNING, ""), id="running"),
         pytest.param(
-            facts(run(S.QUEUED, note="Waiting for a free slot"), blockers=(3,)),
+            facts(run(S.QUEUED, note="Waiting for a free slot"), blockers=(SCHEMA,)),
             (C.QUEUED, "Waiting for a free slot"),
             id="an active run speaks first",
         ),
@@ -58,11 +62,26 @@ def facts(latest: LatestRun | None, *, finished: bool = False, blockers: tuple[i
             id="moved to done after a failure elsewhere",
         ),
         pytest.param(
-            facts(run(S.SUCCEEDED), blockers=(3, 4)),
-            (C.BLOCKED, "Blocked by #3, #4: finish them first"),
-            id="blocked by unfinished dependencies",
+            facts(run(S.SUCCEEDED), blockers=(SCHEMA, API)),
+            (C.BLOCKED, "Blocked by “Schema”, “API”: finish them first"),
+            id="blocked by unfinished dependencies, by name",
         ),
-        pytest.param(facts(None, finished=True, blockers=(3,)), (C.DONE, ""), id="done wins"),
+        pytest.param(
+            facts(run(S.SUCCEEDED), blockers=(FAILED_SCHEMA, API)),
+            (C.BLOCKED, "Blocked by “Schema” (failed), “API”"),
+            id="a dependency that failed is named as failed",
+        ),
+        pytest.param(
+            facts(run(S.WAITING), blockers=(SCHEMA, API)),
+            (C.BLOCKED, "Waiting for “Schema”, “API”"),
+            id="a waiting run waits for its dependencies by name",
+        ),
+        pytest.param(
+            facts(run(S.WAITING), blockers=(Blocker(3, "Schema", "rejected"),)),
+            (C.BLOCKED, "Blocked by “Schema” (rejected)"),
+            id="a waiting run whose dependency was rejected says so",
+        ),
+        pytest.param(facts(None, finished=True, blockers=(SCHEMA,)), (C.DONE, ""), id="done wins"),
         pytest.param(
             facts(run(S.CANCELLED, note="Pipeline stopped by alice")),
             (C.IDLE, "Pipeline stopped by alice"),

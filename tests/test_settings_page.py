@@ -44,7 +44,7 @@ def test_only_owners_and_admins_reach_it(story, who, status):
 
     assert client.get(url(story)).status_code == status
     assert client.post(url(story), form(story, max_concurrent_runs="9")).status_code == status
-    assert Workspace.objects.get(pk=story.workspace.pk).max_concurrent_runs == 4
+    assert Workspace.objects.get(pk=story.workspace.pk).max_concurrent_runs == 3
 
 
 def test_an_anonymous_visitor_is_sent_to_log_in(story, client):
@@ -90,7 +90,7 @@ def test_it_refuses_bad_values(story, field, value):
     response = story.client_for(story.owner).post(url(story), form(story, **{field: value}))
 
     assert response.status_code == 422
-    assert Workspace.objects.get(pk=story.workspace.pk).max_concurrent_runs == 4
+    assert Workspace.objects.get(pk=story.workspace.pk).max_concurrent_runs == 3
 
 
 def test_the_stop_stage_must_be_this_workspaces(story):

@@ -145,7 +145,12 @@ def test_sweeps_run_once_per_interval_whoever_asks(story, no_enqueue, settings):
     settings.RUNWAY_SWEEP_SECONDS = 60
     now = timezone.now()
     with no_enqueue():
-        assert engine.sweep_if_due("beat", now=now) == {"dispatched": 0, "requeued": 0, "failed": 0}
+        assert engine.sweep_if_due("beat", now=now) == {
+            "dispatched": 0,
+            "requeued": 0,
+            "failed": 0,
+            "released": 0,
+        }
         assert engine.sweep_if_due("worker@a", now=now + timedelta(seconds=5)) is None
         assert engine.sweep_if_due("beat-2", now=now + timedelta(seconds=59)) is not None
 

@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from pipeline.admin import cards, runs
+from pipeline.admin import batches, cards, runs
 
-__all__ = ["cards", "runs"]
+__all__ = ["batches", "cards", "runs"]

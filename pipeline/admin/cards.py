@@ -41,7 +41,7 @@ class MembershipInline(admin.TabularInline):
 class StageInline(admin.TabularInline):
     model = Stage
     extra = 0
-    fields = ("board", "position", "key", "name", "is_done", "is_live")
+    fields = ("board", "position", "key", "name", "is_delivery", "is_done", "is_live")
     ordering = ("board", "position")
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Stage]:

@@ -53,7 +53,20 @@ class RunAdmin(admin.ModelAdmin):
     inlines = (RunLogInline,)
     actions = ("retry_runs", "cancel_runs", "rescue_runs")
     fieldsets = (
-        (None, {"fields": ("workspace", "feature", "stage", "status", "decision", "parent_run")}),
+        (
+            None,
+            {
+                "fields": (
+                    "workspace",
+                    "feature",
+                    "stage",
+                    "status",
+                    "decision",
+                    "parent_run",
+                    "batch",
+                )
+            },
+        ),
         (
             "Pipeline",
             {"fields": ("pipeline_next", "step_index", "step_total", "max_attempts", "attempt")},

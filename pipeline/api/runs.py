@@ -47,7 +47,9 @@ from pipeline.models import WORKER_STALE_AFTER, Run, RunLog, WorkerHeartbeat
 
 router = Router()
 
-RunStatus = Literal["awaiting_approval", "queued", "running", "succeeded", "failed", "cancelled"]
+RunStatus = Literal[
+    "waiting", "awaiting_approval", "queued", "running", "succeeded", "failed", "cancelled"
+]
 Status = Run.Status
 # How many log lines one poll (or one JSON page) returns at most.
 LOG_BATCH = 1000

@@ -12,8 +12,11 @@ Invariants (DESIGN.md, "The engine"):
 The package reads as a run's lifecycle: ``planning`` (which stages run), ``commands`` (what
 people ask for), ``admission`` (may it start now), ``worker`` (claim, progress, failure),
 ``completion`` and ``generation`` (store and advance), ``sweeps`` (what beat and the workers
-repair). ``transitions`` is the only code that changes a run's status, and ``card_state`` the
-only code that writes a card's displayed status, derived from its runs once per transaction.
+repair). ``launching`` starts a card's pipeline along its kind's path, ``waiting`` releases runs
+that wait for dependencies, and ``trees`` starts many cards as one batch (generate subtasks for
+all stories, launch a whole tree) with one Stop, one Retry and one progress bar.
+``transitions`` is the only code that changes a run's status, and ``card_state`` the only code
+that writes a card's displayed status, derived from its runs once per transaction.
 The step loop that talks to providers lives in ``pipeline.executor``.
 """
 
@@ -37,6 +40,7 @@ from pipeline.engine.commands import (
 )
 from pipeline.engine.completion import complete_run
 from pipeline.engine.errors import AlreadyRunning, EngineError, NothingToRun
+from pipeline.engine.launching import Blocked
 from pipeline.engine.planning import board_stages, entry_status, plan_from, runnable_recipe
 from pipeline.engine.runs import enqueue
 from pipeline.engine.steps import StepResult
@@ -45,6 +49,15 @@ from pipeline.engine.sweeps import (
     rescue_stale_running,
     sweep_if_due,
     sweep_status,
+)
+from pipeline.engine.trees import (
+    Progress,
+    Started,
+    generate_subtasks,
+    launch_tree,
+    progress,
+    retry_batch,
+    stop_batch,
 )
 from pipeline.engine.worker import (
     backoff_seconds,
@@ -60,10 +73,13 @@ from pipeline.engine.workspace_settings import update_workspace_settings
 __all__ = [
     "WORKSPACE_SETTINGS",
     "AlreadyRunning",
+    "Blocked",
     "Created",
     "EngineError",
     "Launched",
     "NothingToRun",
+    "Progress",
+    "Started",
     "StepResult",
     "accept_run",
     "backoff_seconds",
@@ -75,22 +91,27 @@ __all__ = [
     "enqueue",
     "entry_status",
     "fail_run",
+    "generate_subtasks",
     "launch_pipeline",
+    "launch_tree",
     "month_spend",
     "move_feature",
     "on_stage_entered",
     "plan_from",
+    "progress",
     "record_step",
     "reject_run",
     "rerun_run",
     "rescue_run",
     "rescue_stale_running",
     "resume_deferred",
+    "retry_batch",
     "retry_later",
     "retry_run",
     "runnable_recipe",
     "start_run",
     "still_running",
+    "stop_batch",
     "stop_pipeline",
     "sweep_if_due",
     "sweep_status",

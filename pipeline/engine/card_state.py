@@ -16,7 +16,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 
 from django.db import transaction
-from django.db.models import OuterRef, Subquery
+from django.db.models import Exists, OuterRef, Subquery
 from django.utils import timezone
 
 from features import events
@@ -46,22 +46,67 @@ class LatestRun:
 
 
 @dataclass(frozen=True)
+class Blocker:
+    """A card another one waits for, by name, and how its own last run ended when that is
+    why the wait has no end in sight ("failed", "rejected", "stopped"; "" otherwise)."""
+
+    pk: int
+    title: str
+    outcome: str = ""
+
+
+@dataclass(frozen=True)
 class CardFacts:
     stage_id: int
     stage_finished: bool  # a done or live stage
     latest: LatestRun | None
-    blockers: tuple[int, ...]  # unfinished cards it depends on
+    # Unfinished cards it depends on; for a waiting run, exactly those its run waits for.
+    blockers: tuple[Blocker, ...]
+    has_dependents: bool = False
+
+
+def outcome_of(status: str | None, decision: str | None) -> str:
+    """How a blocker's last run ended, when that is why its dependents cannot go on."""
+    if status == Status.FAILED:
+        return "failed"
+    if status == Status.CANCELLED:
+        return "stopped"
+    if status == Status.SUCCEEDED and decision == Run.Decision.REJECTED:
+        return "rejected"
+    return ""
+
+
+def blocked_note(blockers: tuple[Blocker, ...], *, waiting: bool = False) -> str:
+    """“Blocked by “Schema” (failed), “API””: the names a person recognises, and which of them
+    will not finish by themselves. `waiting`: the card's run starts by itself once they do."""
+    shown = [
+        f"“{b.title if len(b.title) <= 80 else b.title[:79] + '…'}”"
+        + (f" ({b.outcome})" if b.outcome else "")
+        for b in blockers[:4]
+    ]
+    if len(blockers) > 4:
+        shown.append(f"{len(blockers) - 4} more")
+    names = ", ".join(shown)
+    if any(b.outcome for b in blockers):
+        return f"Blocked by {names}"
+    if waiting:
+        return f"Waiting for {names}" if blockers else "Waiting for its dependencies"
+    return f"Blocked by {names}: finish {'it' if len(blockers) == 1 else 'them'} first"
 
 
 def derive(facts: CardFacts) -> tuple[str, str]:
     """(status, note) of a card: the one rule for what a card shows. Pure.
 
-    In order: an active run speaks for the card; then a result waiting for a decision; then a
-    failure in the stage the card is in; a card in a done or live stage is done; a card waiting
-    for unfinished dependencies is blocked; a failure elsewhere stays visible (with Retry);
-    a stopped or rejected pipeline says so; otherwise the card is idle.
+    In order: a run waiting for dependencies shows the card blocked by them, by name; another
+    active run speaks for the card; then a result waiting for a decision; then a failure in
+    the stage the card is in; a card in a done or live stage is done; a card waiting for
+    unfinished dependencies is blocked (naming a dependency that failed or was rejected, so
+    nobody waits for it forever); a failure elsewhere stays visible (with Retry); a stopped or
+    rejected pipeline says so; otherwise the card is idle.
     """
     run = facts.latest
+    if run is not None and run.status == Status.WAITING:
+        return CardStatus.BLOCKED, blocked_note(facts.blockers, waiting=True)
     if run is not None and run.status in _ACTIVE_TO_CARD:
         return _ACTIVE_TO_CARD[Status(run.status)], run.card_note
     if run is not None and run.status == Status.SUCCEEDED and run.decision == Run.Decision.PENDING:
@@ -74,8 +119,7 @@ def derive(facts: CardFacts) -> tuple[str, str]:
     if facts.stage_finished:
         return CardStatus.DONE, ""
     if facts.blockers:
-        blocked_by = ", ".join(f"#{pk}" for pk in facts.blockers)
-        return CardStatus.BLOCKED, f"Blocked by {blocked_by}: finish them first"
+        return CardStatus.BLOCKED, blocked_note(facts.blockers)
     if failed and run is not None:
         return CardStatus.FAILED, run.card_note
     if run is not None and run.status in (Status.CANCELLED, Status.SUCCEEDED):
@@ -83,39 +127,57 @@ def derive(facts: CardFacts) -> tuple[str, str]:
     return CardStatus.IDLE, ""
 
 
-def blockers_of(feature_ids: Iterable[int]) -> dict[int, list[int]]:
-    """For each card, the ids of the unfinished cards it waits for (one query)."""
-    blockers: dict[int, list[int]] = defaultdict(list)
+def blockers_of(feature_ids: Iterable[int]) -> dict[int, list[Blocker]]:
+    """For each card, the unfinished cards it waits for, with how their last run ended
+    (one query)."""
+    blockers: dict[int, list[Blocker]] = defaultdict(list)
+    latest = Run.objects.filter(feature=OuterRef("depends_on")).order_by("-created_at", "-id")
     rows = (
         Dependency.objects.filter(feature_id__in=list(feature_ids))
         .exclude(depends_on__in=Feature.objects.filter(FINISHED))
+        .annotate(
+            run_status=Subquery(latest.values("status")[:1]),
+            run_decision=Subquery(latest.values("decision")[:1]),
+        )
         .order_by("depends_on_id")
-        .values_list("feature_id", "depends_on_id")
+        .values_list(
+            "feature_id", "depends_on_id", "depends_on__title", "run_status", "run_decision"
+        )
     )
-    for feature_id, depends_on_id in rows:
-        blockers[feature_id].append(depends_on_id)
+    for feature_id, depends_on_id, title, status, decision in rows:
+        blockers[feature_id].append(Blocker(depends_on_id, title, outcome_of(status, decision)))
     return blockers
 
 
 def facts_of(feature_ids: Iterable[int]) -> dict[int, tuple[int, CardFacts]]:
-    """Every card's facts in two queries: {id: (workspace id, facts)}."""
+    """Every card's facts in two queries (a third for cards whose run waits): {id: (workspace
+    id, facts)}."""
     ids = list(feature_ids)
     latest = Run.objects.filter(feature=OuterRef("pk")).order_by("-created_at", "-id")
     fields = ("status", "decision", "error_kind", "card_note", "stage_id")
     rows = list(
         Feature.objects.filter(pk__in=ids)
         .order_by()
-        .annotate(**{f"run_{name}": Subquery(latest.values(name)[:1]) for name in fields})
+        .annotate(
+            **{f"run_{name}": Subquery(latest.values(name)[:1]) for name in fields},
+            has_dependents=Exists(Dependency.objects.filter(depends_on=OuterRef("pk"))),
+        )
         .values(
             "pk",
             "workspace_id",
             "stage_id",
             "stage__is_done",
             "stage__is_live",
+            "has_dependents",
             *(f"run_{name}" for name in fields),
         )
     )
     blockers = blockers_of(ids)
+    waiting = [row["pk"] for row in rows if row["run_status"] == Status.WAITING]
+    if waiting:
+        from pipeline.engine.waiting import waiting_blockers
+
+        blockers.update(waiting_blockers(waiting))
     facts: dict[int, tuple[int, CardFacts]] = {}
     for row in rows:
         run = (
@@ -130,6 +192,7 @@ def facts_of(feature_ids: Iterable[int]) -> dict[int, tuple[int, CardFacts]]:
                 stage_finished=bool(row["stage__is_done"] or row["stage__is_live"]),
                 latest=run,
                 blockers=tuple(blockers.get(row["pk"], ())),
+                has_dependents=bool(row["has_dependents"]),
             ),
         )
     return facts
@@ -141,21 +204,36 @@ def settle(
     """Write the derived (status, note) of these cards where it changed; tell the board.
 
     Call inside the transaction that changed their runs (the engine does, through
-    :func:`engine_transaction`). `cards` are in-memory instances to update as well.
-    Returns {id: (status, note)}.
+    :func:`engine_transaction`). `cards` are in-memory instances to update as well. A card
+    whose status changed and that others depend on settles them too: their note names it
+    ("Blocked by “Schema” (failed)"). Returns {id: (status, note)}.
     """
     ids = set(feature_ids)
-    if not ids:
-        return {}
     derived: dict[int, tuple[str, str]] = {}
+    instances = list(cards)
+    while ids:
+        cascade = _settle_once(ids, derived)
+        ids = cascade - set(derived)
+    for card in instances:
+        if card.pk in derived:
+            card.status, card.status_note = derived[card.pk]
+    return derived
+
+
+def _settle_once(ids: set[int], derived: dict[int, tuple[str, str]]) -> set[int]:
+    """Settle `ids` into `derived`; returns the dependents of the cards that changed."""
     groups: dict[tuple[str, str], list[int]] = defaultdict(list)
     workspaces: dict[int, int] = {}
+    with_dependents: set[int] = set()
     for pk, (workspace_id, facts) in facts_of(ids).items():
         status, note = derive(facts)
         derived[pk] = (status, note[:500])
         groups[derived[pk]].append(pk)
         workspaces[pk] = workspace_id
+        if facts.has_dependents:
+            with_dependents.add(pk)
     now = timezone.now()
+    changed_ids: set[int] = set()
     for (status, note), pks in groups.items():
         changed = list(
             Feature.objects.filter(pk__in=pks)
@@ -168,15 +246,21 @@ def settle(
             )
             for pk in changed:
                 events.card_changed_on_commit(Feature(pk=pk, workspace_id=workspaces[pk]))
-    for card in cards:
-        if card.pk in derived:
-            card.status, card.status_note = derived[card.pk]
-    return derived
+            changed_ids.update(changed)
+    cascade = changed_ids & with_dependents
+    if not cascade:
+        return set()
+    return set(
+        Dependency.objects.filter(depends_on_id__in=cascade).values_list("feature_id", flat=True)
+    )
 
 
 # --- Once per transaction -------------------------------------------------------------------------
 
 _touched: ContextVar[dict[int, Feature | None] | None] = ContextVar("runway_touched", default=None)
+# Cards whose waiting runs may be released: a card they depend on changed stage, or the work
+# before them in a tree ended. Looked at once, at the end of the engine transaction.
+_waiters: ContextVar[set[int] | None] = ContextVar("runway_waiters", default=None)
 
 
 def touch(*cards: Feature | int) -> None:
@@ -194,9 +278,25 @@ def touch(*cards: Feature | int) -> None:
             pending.setdefault(card, None)
 
 
+def watch_waiting(*feature_ids: int) -> None:
+    """What these cards wait for may have finished: release their waiting runs that may go
+    now, at the end of the engine transaction (at once outside one)."""
+    if not feature_ids:
+        return
+    waiters = _waiters.get()
+    if waiters is None:
+        from pipeline.engine.waiting import release_ready
+
+        with engine_transaction():
+            release_ready(feature_ids)
+        return
+    waiters.update(feature_ids)
+
+
 @contextlib.contextmanager
 def engine_transaction() -> Iterator[None]:
-    """``transaction.atomic()`` that derives every touched card's status once, before commit.
+    """``transaction.atomic()`` that, before commit, releases the waiting runs whose
+    dependencies finished in it and derives every touched card's status once.
 
     Nested uses join the outermost one, so a command that makes several transitions settles
     each card once.
@@ -206,12 +306,22 @@ def engine_transaction() -> Iterator[None]:
             yield
         return
     pending: dict[int, Feature | None] = {}
+    waiters: set[int] = set()
     token = _touched.set(pending)
+    waiters_token = _waiters.set(waiters)
     try:
         with transaction.atomic():
             yield
+            while waiters:
+                from pipeline.engine.waiting import release_ready
+
+                ready = sorted(waiters)
+                waiters.clear()
+                release_ready(ready)  # a card it moves may add its own dependents
             # Cards touched while settling (none today) would wait for the next transaction.
             _touched.set(None)
+            _waiters.set(None)
             settle(pending, cards=[c for c in pending.values() if c is not None])
     finally:
+        _waiters.reset(waiters_token)
         _touched.reset(token)

@@ -11,7 +11,7 @@ from django.contrib.auth.models import User
 from features import events
 from features.actions import insert_into_column
 from features.models import Dependency, Feature, Stage, StageTransition
-from pipeline.engine.card_state import touch
+from pipeline.engine.card_state import touch, watch_waiting
 from pipeline.models import Run
 
 
@@ -23,8 +23,11 @@ def dependents_of(feature_id: int) -> list[int]:
 
 
 def touch_with_dependents(feature: Feature) -> None:
-    """The card changed stage: it and the cards waiting for it derive their status again."""
-    touch(feature, *dependents_of(feature.pk))
+    """The card changed stage: it and the cards waiting for it derive their status again, and
+    those whose runs wait for it start if it was the last thing they waited for."""
+    dependents = dependents_of(feature.pk)
+    touch(feature, *dependents)
+    watch_waiting(*dependents)
 
 
 def record_move(

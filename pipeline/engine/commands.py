@@ -5,7 +5,6 @@ Each is one transaction that locks the card first; enqueues and events go out af
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -21,37 +20,32 @@ from features.actions import (
 )
 from features.models import Feature, Stage, Workspace
 from pipeline.engine import transitions
-from pipeline.engine.card_state import engine_transaction, touch
+from pipeline.engine.card_state import engine_transaction
 from pipeline.engine.cards import record_move, touch_with_dependents
 from pipeline.engine.completion import advance
 from pipeline.engine.errors import AlreadyRunning, EngineError, NothingToRun
+from pipeline.engine.launching import Launched, start_card
 from pipeline.engine.locks import has_active_run, lock_card_of_run, lock_feature
 from pipeline.engine.planning import (
     board_stages,
     entry_status,
+    kind_path,
+    on_path,
     plan_from,
     runnable_recipe,
-    stage_after,
     stage_by_id,
 )
-from pipeline.engine.runs import create_run, enqueue
+from pipeline.engine.runs import create_run, enqueue, revoke
 from pipeline.engine.sweeps import requeue_lost
+from pipeline.engine.trees import run_ended
 from pipeline.models import Run, RunLog
 from pipeline.runlog import append_log
 from skills.models import StageRecipe
 
-logger = logging.getLogger(__name__)
 Status = Run.Status
 Automation = StageRecipe.Automation
 
 # --- Launch, stop, retry, start, accept, reject ------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Launched:
-    run: Run
-    pipeline: list[str]
-    resumed: bool
 
 
 def launch_pipeline(
@@ -62,63 +56,13 @@ def launch_pipeline(
     A person's launch starts the first stage at once: their click is its approval. A launch
     without a person (`trigger` health_check) follows the same automation levels and trust
     rules as a stage the chain enters: a human_approval stage, or one using skills nobody
-    vetted, waits for Start, and a manual stage runs nothing. Raises AlreadyRunning,
-    NothingToRun, or EngineError (blocked by unfinished dependencies).
+    vetted, waits for Start, and a manual stage runs nothing. The stages run are the card
+    kind's path (launching.start_card). Raises AlreadyRunning, NothingToRun, or EngineError
+    (its delivery is blocked by unfinished dependencies; planning never is).
     """
     with engine_transaction():
         feature = lock_feature(feature.pk)
-        if has_active_run(feature):
-            raise AlreadyRunning(
-                f"“{feature.title}” already has a pipeline running; stop it or wait for it to end."
-            )
-        blockers = blocking_dependencies(feature)
-        if blockers:
-            blocked_by = ", ".join(f"#{pk}" for pk in blockers)
-            raise EngineError(f"Blocked by {blocked_by}: finish them first")
-        stages = board_stages(feature.workspace_id, feature.stage.board)
-        start = stage_by_id(stages, feature.stage_id)
-        if runnable_recipe(start) is None:
-            ahead = stage_after(stages, start.pk)
-            if ahead is None or runnable_recipe(ahead) is None:
-                raise NothingToRun(
-                    f"Nothing to run: neither {start.name} nor the stage after it has an "
-                    "automated recipe. Move the card or add a recipe."
-                )
-            record_move(feature, ahead, user=user, note="Launched")
-            start = ahead
-        recipe = runnable_recipe(start)
-        assert recipe is not None
-        status, note = str(Status.QUEUED), ""
-        if trigger != Run.Trigger.PERSON:
-            if recipe.automation == Automation.MANUAL:
-                raise NothingToRun(f"{start.name} is manual: a person starts its work.")
-            status, note = entry_status(start, recipe)
-        last = Run.objects.filter(feature=feature).order_by("-created_at", "-id").first()
-        resume_from = (
-            last
-            if last is not None
-            and last.status == Status.FAILED
-            and last.stage_id == start.pk
-            and not Run.objects.filter(parent_run=last).exists()
-            else None
-        )
-        plan = plan_from(feature.workspace, stages, start)
-        run = create_run(
-            feature,
-            start,
-            pipeline_next=[s.key for s in plan[1:]],
-            parent=resume_from,
-            user=user,
-            status=status,
-            note=note,
-            carry_from=resume_from,
-            trigger=trigger,
-        )
-        verb = f"Resumed after run #{resume_from.pk} failed" if resume_from else "Launched"
-        if trigger == Run.Trigger.HEALTH_CHECK:
-            verb += " by a failing health check"
-        append_log(run.pk, f"{verb}: {' → '.join(s.key for s in plan)}")
-    return Launched(run=run, pipeline=[s.key for s in plan], resumed=resume_from is not None)
+        return start_card(feature, user, trigger=trigger)
 
 
 @dataclass(frozen=True)
@@ -161,20 +105,32 @@ def create_feature(
 
 
 def on_stage_entered(feature: Feature, *, user: User | None) -> Run | None:
-    """A person moved the card here: run the stage's automation, if it has any."""
+    """A person moved the card here: run the stage's automation, if it has any and the stage
+    is on the card kind's path. In a delivery stage, a card with unfinished dependencies gets
+    a waiting run instead, which starts by itself once they are finished."""
     workspace = feature.workspace
     if workspace.automation_mode == Workspace.AutomationMode.MANUAL:
         return None
     stages = board_stages(feature.workspace_id, feature.stage.board)
     stage = stage_by_id(stages, feature.stage_id)
+    path = kind_path(workspace, feature.kind)
     recipe = runnable_recipe(stage)
-    if recipe is None or recipe.automation == Automation.MANUAL:
+    if recipe is None or recipe.automation == Automation.MANUAL or not on_path(stage, path):
         return None
-    if blocking_dependencies(feature):
-        # Automation never starts a card that waits for others; its derived status says why.
-        touch(feature)
-        return None
-    plan = plan_from(workspace, stages, stage)
+    blocked = bool(blocking_dependencies(feature))
+    if blocked and stage.delivers:
+        plan = plan_from(workspace, stages, stage, path=path)
+        run = create_run(
+            feature,
+            stage,
+            pipeline_next=[s.key for s in plan[1:]],
+            parent=None,
+            user=user,
+            status=Status.WAITING,
+        )
+        append_log(run.pk, f"{stage.name} waits for this card's dependencies to finish")
+        return run
+    plan = plan_from(workspace, stages, stage, path=path, blocked=blocked)
     status, note = entry_status(stage, recipe)
     return create_run(
         feature,
@@ -232,18 +188,10 @@ def stop_pipeline(feature: Feature, user: User | None) -> int:
             append_log(pk, f"Cancelled: pipeline stopped by {who}", level=RunLog.Level.WARNING)
         queued = [pk for pk, status in active if status == Status.QUEUED]
         if queued:
-            transaction.on_commit(lambda: _revoke(queued))
+            transaction.on_commit(partial(revoke, queued))
+        for pk, _ in active:
+            run_ended(pk)  # a batch's run: its followers say why they wait, the batch may end
     return len(active) + waiting
-
-
-def _revoke(run_ids: list[int]) -> None:
-    from config.celery import app
-
-    # Best effort: a message that still arrives finds its run cancelled and does nothing.
-    try:
-        app.control.revoke([f"run-{pk}" for pk in run_ids])
-    except Exception:
-        logger.warning("could not revoke %s", run_ids, exc_info=True)
 
 
 def _restart_stage(
@@ -256,14 +204,17 @@ def _restart_stage(
     carry_from: Run | None = None,
 ) -> Run:
     """A new run for `run`'s stage (the card moved back there if it left), whose pipeline goes
-    on from that stage as a launch's would."""
+    on from that stage as a launch's would. It stays in `run`'s batch, if any: the cards of a
+    tree that wait for this one go on when it succeeds."""
     stages = board_stages(feature.workspace_id, run.stage.board)
     stage = stage_by_id(stages, run.stage_id)
     if runnable_recipe(stage) is None:
         raise NothingToRun(f"{stage.name} no longer has an automated recipe.")
     if feature.stage_id != stage.pk:
         record_move(feature, stage, user=user, note=note)
-    plan = plan_from(feature.workspace, stages, stage)
+    blocked = bool(blocking_dependencies(feature))
+    path = kind_path(feature.workspace, feature.kind)
+    plan = plan_from(feature.workspace, stages, stage, path=path, blocked=blocked)
     return create_run(
         feature,
         stage,
@@ -271,6 +222,7 @@ def _restart_stage(
         parent=parent,
         user=user,
         carry_from=carry_from,
+        batch_id=run.batch_id,
     )
 
 
@@ -322,9 +274,13 @@ def accept_run(run: Run, user: User | None) -> Run | None:
         who = user.get_username() if user is not None else "the system"
         append_log(run.pk, f"Result accepted by {who}")
         if has_active_run(feature) or feature.stage_id != run.stage_id:
-            return None  # the card moved on and has other work: the decision is recorded
-        stages = board_stages(feature.workspace_id, run.stage.board)
-        return advance(run, feature, stages)
+            next_run = None  # the card moved on and has other work: the decision is recorded
+        else:
+            stages = board_stages(feature.workspace_id, run.stage.board)
+            next_run = advance(run, feature, stages)
+        if run.batch_id is not None:
+            run_ended(run.pk)
+        return next_run
 
 
 def reject_run(run: Run, user: User | None, reason: str = "") -> None:
@@ -335,6 +291,7 @@ def reject_run(run: Run, user: User | None, reason: str = "") -> None:
         if not transitions.decide(run.pk, Run.Decision.REJECTED, note=note, pipeline_next=[]):
             raise EngineError(f"Run #{run.pk} has no result waiting for a decision.")
         append_log(run.pk, note, level=RunLog.Level.WARNING)
+        run_ended(run.pk)
 
 
 def rescue_run(run: Run, user: User | None) -> bool:

@@ -18,9 +18,11 @@ from pipeline.engine.generation import (
     open_questions,
 )
 from pipeline.engine.locks import lock_card_of_run
-from pipeline.engine.planning import board_stages, entry_status, runnable_recipe, stage_after
+from pipeline.engine.planning import board_stages, entry_status, next_stage, runnable_recipe
 from pipeline.engine.runs import create_run
 from pipeline.engine.steps import StepResult
+from pipeline.engine.trees import run_ended
+from pipeline.engine.waiting import wait_for_delivery
 from pipeline.engine.worker import usage_updates
 from pipeline.models import Run, RunLog
 from pipeline.runlog import append_log, flush_buffered
@@ -92,6 +94,8 @@ def complete_run(run_id: int, attempt: int, steps: list[StepResult], usage: dict
             skill_versions={s.skill: s.version for s in steps},
             **usage_updates(usage),
         )
+        if run.batch_id is not None:
+            run_ended(run_id)
     return True
 
 
@@ -129,7 +133,9 @@ def advance(run: Run, feature: Feature, stages: list[Stage]) -> Run | None:
     cards, move the card on and create the next run if the chain continues. Returns the next
     run."""
     reconciled = apply_generated_work(run, feature)
-    if reconciled is not None and reconciled.added:
+    # A batch's runs are told once, by the batch's final toast ("24 subtasks added to 6 stories").
+    quiet = run.batch_id is not None
+    if reconciled is not None and reconciled.added and not quiet:
         kind = Feature.Kind(reconciled.kind).label.lower()
         events.toast_on_commit(
             run.workspace_id,
@@ -138,19 +144,18 @@ def advance(run: Run, feature: Feature, stages: list[Stage]) -> Run | None:
             feature_id=feature.pk,
             task_count=len(reconciled.added),
         )
-    next_stage = stage_after(stages, run.stage_id)
-    if next_stage is None:
+    target, continues = next_stage(stages, run)
+    if target is None:
         append_log(run.pk, "Pipeline finished: last stage of the board")
         return None
-    record_move(feature, next_stage, run=run, note=f"{run.stage.name} passed its gates")
+    record_move(feature, target, run=run, note=f"{run.stage.name} passed its gates")
     remaining = list(run.pipeline_next)
-    if remaining and remaining[0] == next_stage.key and runnable_recipe(next_stage) is not None:
-        recipe = runnable_recipe(next_stage)
-        assert recipe is not None
-        status, note = entry_status(next_stage, recipe)
+    recipe = runnable_recipe(target) if continues else None
+    if recipe is not None:
+        status, note = entry_status(target, recipe)
         next_run = create_run(
             feature,
-            next_stage,
+            target,
             pipeline_next=remaining[1:],
             parent=run,
             user=None,
@@ -158,16 +163,22 @@ def advance(run: Run, feature: Feature, stages: list[Stage]) -> Run | None:
             note=note,
             guard=False,
             trigger=Run.Trigger.PIPELINE,
+            batch_id=run.batch_id,
         )
-        append_log(run.pk, f"Advanced to {next_stage.key}; next run #{next_run.pk}")
+        append_log(run.pk, f"Advanced to {target.key}; next run #{next_run.pk}")
         return next_run
-    append_log(run.pk, f"Pipeline finished: card is in {next_stage.name}")
-    events.toast_on_commit(
-        feature.workspace_id,
-        f"“{feature.title}” reached {next_stage.name}",
-        level="success",
-        feature_id=feature.pk,
-    )
+    held = wait_for_delivery(run, feature, target, stages)
+    if held is not None:
+        append_log(run.pk, f"Pipeline waits in {target.name} for its dependencies; run #{held.pk}")
+        return held
+    append_log(run.pk, f"Pipeline finished: card is in {target.name}")
+    if not quiet:
+        events.toast_on_commit(
+            feature.workspace_id,
+            f"“{feature.title}” reached {target.name}",
+            level="success",
+            feature_id=feature.pk,
+        )
     return None
 
 

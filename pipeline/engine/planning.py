@@ -44,11 +44,32 @@ def runnable_recipe(stage: Stage) -> StageRecipe | None:
     return recipe
 
 
-def plan_from(workspace: Workspace, stages: list[Stage], start: Stage) -> list[Stage]:
+def kind_path(workspace: Workspace, kind: str) -> list[str] | None:
+    """The stage keys a kind of card runs through (Workspace.kind_stages), or None: the whole
+    board. A story's default path plans (acceptance criteria, subtasks) and stops for people."""
+    path = (workspace.kind_stages or {}).get(kind)
+    return [str(key) for key in path] if isinstance(path, list) else None
+
+
+def on_path(stage: Stage, path: list[str] | None) -> bool:
+    return path is None or stage.key in path
+
+
+def plan_from(
+    workspace: Workspace,
+    stages: list[Stage],
+    start: Stage,
+    *,
+    path: list[str] | None = None,
+    blocked: bool = False,
+) -> list[Stage]:
     """The stages a pipeline starting at `start` runs, in order (start included).
 
-    The chain halts at the workspace's stop stage (when it lies ahead), at a stage with no
-    automated recipe or a manual one, or at the end of the board.
+    Stages not on the card kind's `path` are skipped (the card jumps over them). The chain
+    halts at the workspace's stop stage (when it lies ahead), at a stage with no automated
+    recipe or a manual one, at the end of the board, and, for a card still `blocked` by
+    unfinished dependencies, before the first delivery stage: planning never waits for
+    dependencies, delivery does.
     """
     index = next(i for i, s in enumerate(stages) if s.pk == start.pk)
     plan = [start]
@@ -65,6 +86,10 @@ def plan_from(workspace: Workspace, stages: list[Stage], start: Stage) -> list[S
         stop_position = stop.position
     for stage in stages[index + 1 :]:
         if stop_position is not None and stage.position >= stop_position:
+            break
+        if not on_path(stage, path):
+            continue
+        if blocked and stage.delivers:
             break
         recipe = runnable_recipe(stage)
         if recipe is None or recipe.automation == Automation.MANUAL:
@@ -94,6 +119,36 @@ def entry_status(stage: Stage, recipe: StageRecipe) -> tuple[str, str]:
                 "a person must start it"
             )
     return Status.QUEUED, ""
+
+
+def first_stage(stages: list[Stage], current: Stage, path: list[str] | None) -> Stage | None:
+    """Where a launch starts: the card's stage if it has automated work on the kind's path,
+    else the first stage ahead that does (the card jumps there), else None. Without a path
+    only the very next stage is looked at, as a launch from a column before automation."""
+    if on_path(current, path) and runnable_recipe(current) is not None:
+        return current
+    index = next(i for i, s in enumerate(stages) if s.pk == current.pk)
+    for stage in stages[index + 1 :]:
+        if not on_path(stage, path):
+            continue
+        return stage if runnable_recipe(stage) is not None else None
+    return None
+
+
+def next_stage(stages: list[Stage], run: Run) -> tuple[Stage | None, bool]:
+    """Where a run's card goes once its result stands, and whether its chain goes on there.
+
+    The chain goes on to the first stage in ``pipeline_next`` (which may jump over stages the
+    kind's path skips); at the end of the chain the card moves to the board's next stage and
+    stops there for people. (None, False) at the end of the board.
+    """
+    current = stage_by_id(stages, run.stage_id)
+    if run.pipeline_next:
+        key = run.pipeline_next[0]
+        ahead = next((s for s in stages if s.key == key and s.position > current.position), None)
+        if ahead is not None:
+            return ahead, True
+    return stage_after(stages, run.stage_id), False
 
 
 def stage_after(stages: list[Stage], stage_id: int) -> Stage | None:

@@ -17,7 +17,7 @@ from pipeline.engine import transitions
 from pipeline.engine.card_state import touch
 from pipeline.engine.errors import AlreadyRunning
 from pipeline.engine.planning import runnable_recipe
-from pipeline.models import Run
+from pipeline.models import Batch, Run
 
 Status = Run.Status
 logger = logging.getLogger(__name__)
@@ -45,6 +45,17 @@ def enqueue(run_id: int, *, countdown: float | None = None) -> None:
         )
 
 
+def revoke(run_ids: list[int]) -> None:
+    """Revoke the runs' queued messages (after commit). Best effort: a message that still
+    arrives finds its run cancelled and does nothing."""
+    from config.celery import app
+
+    try:
+        app.control.revoke([f"run-{pk}" for pk in run_ids])
+    except Exception:
+        logger.warning("could not revoke %s", run_ids, exc_info=True)
+
+
 def create_run(
     feature: Feature,
     stage: Stage,
@@ -57,10 +68,12 @@ def create_run(
     carry_from: Run | None = None,
     guard: bool = True,
     trigger: str = Run.Trigger.PERSON,
+    batch_id: int | None = None,
 ) -> Run:
-    """A new run of `stage` for the card, queued (sent after commit) or awaiting approval with
-    `note` saying why. `carry_from` is a failed run whose succeeded steps this one resumes
-    after. Raises AlreadyRunning when the card has an active run."""
+    """A new run of `stage` for the card, queued (sent after commit), awaiting approval or
+    waiting for dependencies, with `note` saying why. `carry_from` is a failed run whose
+    succeeded steps this one resumes after; `batch_id` the batch it belongs to. Raises
+    AlreadyRunning when the card has an active run."""
     recipe = runnable_recipe(stage)
     assert recipe is not None, "callers plan only runnable stages"
     now = timezone.now()
@@ -97,12 +110,18 @@ def create_run(
                 result=carried,
                 provider=recipe.provider or feature.workspace.default_provider,
                 model=recipe.model or feature.workspace.default_model,
+                batch_id=batch_id,
             )
     except IntegrityError as exc:
         raise AlreadyRunning(
             f"“{feature.title}” already has a pipeline running; stop it or wait for it to end."
         ) from exc
     touch(feature)  # the caller's instance shows the derived status too
+    if batch_id is not None:
+        # A batch that had ended is running again (a Retry of one of its cards, say).
+        Batch.objects.filter(pk=batch_id, finished_at__isnull=False).update(
+            finished_at=None, stopped_at=None
+        )
     if status == Status.QUEUED:
         transaction.on_commit(partial(enqueue, run.pk), robust=True)
     return run

@@ -1,4 +1,5 @@
-"""Sweeps: re-dispatch runs whose message was lost, rescue runs whose worker died.
+"""Sweeps: re-dispatch runs whose message was lost, rescue runs whose worker died, release
+waiting runs whose wait is over (a safety net: the engine releases them as it goes).
 
 They need no single beat. Beat schedules them, and every worker's main process runs them too
 when they are due (``pipeline.worker_signals``), so recovery goes on while beat is down. A
@@ -23,6 +24,7 @@ from pipeline.engine import transitions
 from pipeline.engine.card_state import engine_transaction
 from pipeline.engine.locks import lock_card_of_run
 from pipeline.engine.runs import enqueue
+from pipeline.engine.waiting import release_stale
 from pipeline.engine.worker import give_up_lost
 from pipeline.health import broker_backlog
 from pipeline.health import check_sweeps as sweep_status
@@ -161,7 +163,13 @@ def sweep_if_due(by: str, *, now: datetime | None = None) -> dict[str, Any] | No
         return None
     dispatched = dispatch_stale_queued()
     requeued, failed = rescue_stale_running()
-    result = {"dispatched": dispatched, "requeued": requeued, "failed": failed}
+    released = release_stale()
+    result = {
+        "dispatched": dispatched,
+        "requeued": requeued,
+        "failed": failed,
+        "released": released,
+    }
     Sweep.objects.filter(name=RECOVERY, started_at=now).update(
         finished_at=timezone.now(), result=result
     )

@@ -5,6 +5,7 @@ returns whether it happened; callers check that before any side effect (a log li
 message, an event). Each one that happened marks the run's card, whose displayed status is
 then derived once at the end of the engine transaction (``card_state``).
 
+    create ─▶ waiting ─release─▶ queued   (its dependencies, or the tree before it, finished)
     create ─▶ awaiting_approval ─start─▶ queued ─claim─▶ running ─succeed─▶ succeeded
                                           ▲   ╰─defer/stamp─╯  │ ╰─fail─▶ failed
                                           ╰────requeue─────────╯   (stale: claim takes over)
@@ -116,6 +117,16 @@ def start(run_id: int, *, user_id: int | None) -> bool:
         status=Status.QUEUED, queued_at=timezone.now(), triggered_by_id=user_id, card_note=""
     )
     return _touched(run_id, done)
+
+
+def release(run_id: int, *, feature_id: int, status: str = Status.QUEUED, note: str = "") -> bool:
+    """waiting → queued (or awaiting_approval, when the stage needs a person's Start): what
+    the run waited for has finished."""
+    now = timezone.now()
+    done = Run.objects.filter(pk=run_id, status=Status.WAITING).update(
+        status=status, queued_at=now if status == Status.QUEUED else None, card_note=clip(note, 500)
+    )
+    return _touched(run_id, done, feature_id)
 
 
 def cancel(feature_id: int, *, message: str, note: str) -> list[tuple[int, str]]:

@@ -24,6 +24,7 @@ from pipeline.engine.card_state import engine_transaction
 from pipeline.engine.locks import lock_card_of_run, lock_first
 from pipeline.engine.runs import enqueue
 from pipeline.engine.steps import StepResult
+from pipeline.engine.trees import run_ended
 from pipeline.models import Run, RunLog
 from pipeline.runlog import append_log, flush_buffered
 from pipeline.storable import clip, storable_text
@@ -131,6 +132,7 @@ def finish_failed(run_id: int, attempt: int, *, kind: str, message: str, feature
             return False
         append_log(run_id, message, level=RunLog.Level.ERROR, attempt=attempt)
         flush_buffered(run_id)
+        run_ended(run_id)
         events.toast_on_commit(
             feature.workspace_id,
             f"“{feature.title}”: {feature_note}",
@@ -153,6 +155,7 @@ def give_up_lost(run_id: int, attempt: int, *, stale_before: datetime) -> bool:
         ):
             return False
         append_log(run_id, message, level=RunLog.Level.ERROR, attempt=attempt)
+        run_ended(run_id)
         events.toast_on_commit(
             feature.workspace_id,
             f"“{feature.title}”: {note}",

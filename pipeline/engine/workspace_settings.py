@@ -12,7 +12,7 @@ from typing import Any
 
 from django.db import transaction
 
-from features.models import Stage, Workspace
+from features.models import Feature, Stage, Workspace
 from pipeline.engine.admission import resume_deferred
 from pipeline.engine.errors import EngineError
 
@@ -23,6 +23,7 @@ SETTINGS = (
     "monthly_budget_usd",
     "default_provider",
     "default_model",
+    "kind_stages",
 )
 MAX_CONCURRENT_RUNS = 100
 
@@ -67,12 +68,48 @@ def clean_setting(workspace: Workspace, name: str, value: Any) -> Any:
         except PermanentProviderError as exc:
             raise EngineError(str(exc)) from None
         return str(value).strip()
+    if name == "kind_stages":
+        return clean_kind_stages(workspace, value)
     if name == "default_model":
         text = str(value or "").strip()
         if len(text) > 100:
             raise EngineError("The default model is at most 100 characters.")
         return text
     raise EngineError(f"{name!r} is not a workspace setting; use one of {', '.join(SETTINGS)}.")
+
+
+def clean_kind_stages(workspace: Workspace, value: Any) -> dict[str, list[str]]:
+    """{kind: [stage keys]}: the stages each kind of card runs through, in board order. A kind
+    left out (or given every stage of its board) runs the whole board. Tasks run on the work
+    board, every other kind on the feature board."""
+    if not isinstance(value, dict):
+        raise EngineError('Pipelines by kind are {"kind": ["stage key", ...]}.')
+    boards: dict[str, list[str]] = {}
+    for board, key in (
+        Stage.objects.filter(workspace=workspace)
+        .order_by("board", "position")
+        .values_list("board", "key")
+    ):
+        boards.setdefault(board, []).append(key)
+    cleaned: dict[str, list[str]] = {}
+    for kind, keys in value.items():
+        if kind not in Feature.Kind.values:
+            kinds = ", ".join(Feature.Kind.values)
+            raise EngineError(f"Unknown kind {kind!r} in pipelines by kind; use {kinds}.")
+        board = Stage.Board.WORK if kind == Feature.Kind.TASK else Stage.Board.FEATURE
+        known = boards.get(board, [])
+        if not isinstance(keys, list) or not keys or not all(isinstance(k, str) for k in keys):
+            raise EngineError(f"Give a {kind} at least one stage to run through.")
+        unknown = [k for k in keys if k not in known]
+        if unknown:
+            raise EngineError(
+                f"No stage {unknown[0]!r} on the board a {kind} runs on; stages: "
+                f"{', '.join(known)}."
+            )
+        ordered = [k for k in known if k in keys]
+        if ordered != known:
+            cleaned[kind] = ordered
+    return cleaned
 
 
 def update_workspace_settings(workspace: Workspace, changes: dict[str, Any]) -> int:

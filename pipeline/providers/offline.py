@@ -94,6 +94,31 @@ def _sentences(title: str, section: str, description: str) -> str:
     )
 
 
+_CRITERIA = [
+    ("a user who has never used {t}", "they open it", "they are guided to its first useful step"),
+    ("a user in the middle of {t}", "they submit valid input", "the result is saved and shown"),
+    (
+        "a user in {t}",
+        "they submit invalid input",
+        "nothing is saved and the error says what to fix",
+    ),
+    ("two people using {t} at once", "both save", "neither loses work and both see the result"),
+    ("a phone-sized screen", "a user opens {t}", "every action is reachable without zooming"),
+    ("a slow connection", "a user waits on {t}", "they see progress and can leave safely"),
+]
+
+
+def _acceptance_criteria(title: str) -> str:
+    """3 to 6 numbered Given / When / Then criteria, stable for a given title."""
+    count = 3 + _seed(title, "criteria") % 4
+    lines = [
+        f"{i}. Given {given.format(t=title)}, when {when.format(t=title)}, "
+        f"then {then.format(t=title)}."
+        for i, (given, when, then) in enumerate(_CRITERIA[:count], start=1)
+    ]
+    return "\n".join(lines) + "\n"
+
+
 class OfflineProvider:
     name = "offline"
 
@@ -155,6 +180,8 @@ class OfflineProvider:
             body = _sentences(title, section, request.inputs.get("description", ""))
             if section == "Verdict":
                 body = "APPROVED. " + body
+            elif section == "Acceptance criteria":
+                body = _acceptance_criteria(title)
             parts.append(f"## {section}\n\n{body}")
         return "\n".join(parts)
 

@@ -22,6 +22,7 @@ from features.models import Artifact, Feature, Membership
 from features.views.common import HtmxHttpRequest, with_toast
 from pipeline import card_queries as queries
 from pipeline.models import Generation, Run, RunLog
+from pipeline.tree_queries import EpicGroup, build_tree
 from pipeline.views.rerun import diff_links
 from skills.validation import artifact_key
 
@@ -99,6 +100,8 @@ def _page(feature: Feature, membership: Membership) -> dict[str, Any]:
         "form": _edit_form(feature),
         "rerun_diffs": diff_links(runs, page["artifacts"]),
         "generations": generation_changes(feature),
+        # An epic's page has its tree: stories, counts, bulk generation and its batch's progress.
+        "epic_tree": epic_tree(feature),
         "rerun_inputs": sorted(
             {artifact_key(a.name) for a in page["artifacts"] if a.kind == Artifact.Kind.DOCUMENT}
         ),
@@ -129,6 +132,12 @@ def generation_changes(feature: Feature, limit: int = 5) -> list[GenerationChang
     return [
         GenerationChange(g, named(g.added), named(g.updated), named(g.removed)) for g in generations
     ]
+
+
+def epic_tree(feature: Feature) -> EpicGroup | None:
+    if feature.kind != Feature.Kind.EPIC:
+        return None
+    return build_tree(feature.workspace, epic=feature).groups[0]
 
 
 def _edit_form(feature: Feature) -> EditFeatureForm:

@@ -7,6 +7,7 @@ claim, and raising either sends the runs they held back at once.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -14,10 +15,10 @@ from django import forms
 from django.contrib.auth.decorators import login_required
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
-from django.views.decorators.http import require_http_methods
+from django.views.decorators.http import require_http_methods, require_POST
 
 from features.access import get_workspace
-from features.models import Stage, Workspace
+from features.models import Feature, Stage, Workspace
 from features.views.common import HtmxHttpRequest, with_toast
 from pipeline import engine
 from pipeline.providers import get_provider
@@ -108,4 +109,63 @@ def _context(form: WorkspaceSettingsForm) -> dict[str, object]:
         "workspace": workspace,
         "form": form,
         "stages": stages.order_by("board", "position"),
+        "kind_rows": kind_rows(workspace),
     }
+
+
+@dataclass
+class KindRow:
+    kind: str
+    label: str
+    stages: list[tuple[str, str, bool]]  # (key, name, runs there)
+
+    @property
+    def whole_board(self) -> bool:
+        return all(on for _, _, on in self.stages)
+
+
+def kind_rows(workspace: Workspace, chosen: dict[str, list[str]] | None = None) -> list[KindRow]:
+    """Each kind with its board's stages and whether it runs through each (the form's rows)."""
+    paths = workspace.kind_stages if chosen is None else chosen
+    stages = list(Stage.objects.filter(workspace=workspace).order_by("board", "position"))
+    rows = []
+    for kind, label in Feature.Kind.choices:
+        board = Stage.Board.WORK if kind == Feature.Kind.TASK else Stage.Board.FEATURE
+        path = paths.get(kind)
+        rows.append(
+            KindRow(
+                kind,
+                str(label),
+                [
+                    (s.key, s.name, path is None or s.key in path)
+                    for s in stages
+                    if s.board == board
+                ],
+            )
+        )
+    return rows
+
+
+@login_required
+@require_POST
+def kind_stages(request: HtmxHttpRequest, slug: str) -> HttpResponse:
+    """Which stages each kind of card runs through: a story's default path plans and stops."""
+    workspace, membership = get_workspace(request.user, slug, admin=True)
+    chosen = {
+        kind: [str(k) for k in request.POST.getlist(f"kind-{kind}")] for kind in Feature.Kind.values
+    }
+    context: dict[str, Any] = {"workspace": workspace, "membership": membership}
+    try:
+        engine.update_workspace_settings(workspace, {"kind_stages": chosen})
+    except engine.EngineError as exc:
+        context.update(kind_rows=kind_rows(workspace, chosen), kind_error=str(exc))
+        if not request.htmx:
+            form = WorkspaceSettingsForm(instance=workspace)
+            context.update(_context(form), kind_rows=kind_rows(workspace, chosen))
+            return render(request, "features/settings.html", context, status=422)
+        return render(request, "features/settings.html#kinds-form", context, status=422)
+    if not request.htmx:
+        return redirect("features:settings", slug=workspace.slug)
+    context["kind_rows"] = kind_rows(workspace)
+    response = render(request, "features/settings.html#kinds-form", context)
+    return with_toast(response, "Saved: pipelines by kind", "success")

@@ -24,6 +24,7 @@ from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied
 from django.core.management.base import BaseCommand, CommandError
 from django.db import DatabaseError
+from django.core.serializers.json import DjangoJSONEncoder
 from django.db.models import Count
 from django.http import Http404
 
@@ -31,9 +32,9 @@ from config.jsonlimits import loads_limited
 from features import access
 from features.actions import FeatureError
 from features.models import Feature, Stage, Workspace
-from pipeline import engine
+from pipeline import engine, tree_queries
 from pipeline.health import check_broker
-from pipeline.models import Run, WorkerHeartbeat
+from pipeline.models import Batch, Run, WorkerHeartbeat
 
 
 def feature_dict(feature: Feature, *, children: bool = False) -> dict[str, Any]:
@@ -133,6 +134,34 @@ class Command(BaseCommand):
         ):
             action = sub.add_parser(name, help=text)
             action.add_argument("id", type=int)
+            if name == "launch":
+                action.add_argument(
+                    "--tree",
+                    action="store_true",
+                    help="An epic's whole tree: its stories, then their subtasks, in order.",
+                )
+
+        tree = sub.add_parser("tree", help="An epic's stories and subtasks, with counts.")
+        tree.add_argument("id", type=int)
+
+        stories = sub.add_parser("stories", help="Every epic's stories, with counts.")
+        stories.add_argument("--workspace")
+        stories.add_argument("--status", choices=list(tree_queries.STATES))
+        stories.add_argument("--kind", choices=list(tree_queries.KINDS))
+
+        subtasks = sub.add_parser(
+            "subtasks", help="Generate subtasks for all of an epic's stories (or some)."
+        )
+        subtasks.add_argument("id", type=int, help="The epic.")
+        subtasks.add_argument(
+            "--story", type=int, action="append", help="Only this story (repeatable)."
+        )
+
+        batch = sub.add_parser("batch", help="A batch's progress; or stop or retry it.")
+        batch.add_argument("id", type=int)
+        verb = batch.add_mutually_exclusive_group()
+        verb.add_argument("--stop", action="store_true")
+        verb.add_argument("--retry", action="store_true")
 
         move = sub.add_parser("move", help="Move a card to a stage.")
         move.add_argument("id", type=int)
@@ -245,7 +274,9 @@ class Command(BaseCommand):
         return stage
 
     def _emit(self, options: dict[str, Any], data: Any, text: str) -> None:
-        self.stdout.write(json.dumps(data, indent=2) if options.get("json") else text)
+        self.stdout.write(
+            json.dumps(data, indent=2, cls=DjangoJSONEncoder) if options.get("json") else text
+        )
 
     # --- subcommands --------------------------------------------------------------------------
 
@@ -278,6 +309,10 @@ class Command(BaseCommand):
         self._emit(options, data, str(feature.pk))
 
     def do_launch(self, options: dict[str, Any]) -> None:
+        if options.get("tree"):
+            started = engine.launch_tree(self._feature(options["id"], write=True), self.actor)
+            self._emit_started(options, started, "Launched the whole tree")
+            return
         launched = engine.launch_pipeline(self._feature(options["id"], write=True), self.actor)
         self.queued = launched.run
         verb = "Resumed" if launched.resumed else "Launched"
@@ -402,3 +437,118 @@ class Command(BaseCommand):
                 lines.append(f"  {'Feature board' if board == 'feature' else 'Work board'}:")
             lines.append(f"    {str(row['name']).upper()} ({row['count']})")
         self._emit(options, data, "\n".join(lines))
+
+    # --- the tree and its batches -------------------------------------------------------------
+
+    def _emit_started(self, options: dict[str, Any], started: engine.Started, verb: str) -> None:
+        runs = len(started.runs)
+        lines = [f"{verb}: batch #{started.batch.pk}, {runs} card{'s' if runs != 1 else ''}"]
+        lines += [f"  skipped #{card.pk} {card.title}: {why}" for card, why in started.skipped]
+        data = {
+            "batch": started.batch.pk,
+            "runs": [r.pk for r in started.runs],
+            "skipped": [{"id": c.pk, "title": c.title, "reason": w} for c, w in started.skipped],
+        }
+        self._emit(options, data, "\n".join(lines))
+
+    def _batch(self, pk: int, *, write: bool = False) -> Batch:
+        """The batch, if `--as`'s person may see it (or act on it): the rules of its root card."""
+        batch = Batch.objects.select_related("root").filter(pk=pk).first()
+        if batch is None:
+            raise CommandError(f"No batch #{pk}.")
+        if self.actor is not None:
+            try:
+                access.get_feature(self.actor, batch.root_id, write=write)
+            except Http404:
+                raise CommandError(f"No batch #{pk}.") from None
+        return batch
+
+    def do_subtasks(self, options: dict[str, Any]) -> None:
+        started = engine.generate_subtasks(
+            self._feature(options["id"], write=True), self.actor, story_ids=options["story"]
+        )
+        self._emit_started(options, started, "Generating subtasks")
+
+    def do_batch(self, options: dict[str, Any]) -> None:
+        batch = self._batch(options["id"], write=options["stop"] or options["retry"])
+        if options["stop"]:
+            stopped = engine.stop_batch(batch, self.actor)
+            self._emit(options, {"stopped": stopped}, f"Stopped {stopped} run(s).")
+            return
+        if options["retry"]:
+            runs = engine.retry_batch(batch, self.actor)
+            text = f"Retrying {len(runs)} card(s) of batch #{batch.pk}"
+            self._emit(options, {"runs": [r.pk for r in runs]}, text)
+            return
+        progress = engine.progress(self._batch(batch.pk))
+        lines = [progress_line(progress)]
+        lines += [
+            f"  {c.state:<8} #{c.pk} {c.title} ({c.stage}{', ' + c.step if c.step else ''})"
+            for c in progress.cards
+        ]
+        self._emit(options, progress.as_dict(), "\n".join(lines))
+
+    def do_tree(self, options: dict[str, Any]) -> None:
+        epic = self._feature(options["id"])
+        if epic.kind != Feature.Kind.EPIC:
+            raise CommandError(f"#{epic.pk} is a {epic.get_kind_display().lower()}, not an epic.")
+        group = tree_queries.build_tree(epic.workspace, epic=epic).groups[0]
+        self._emit(options, group.as_dict(), "\n".join(group_lines(group)))
+
+    def do_stories(self, options: dict[str, Any]) -> None:
+        workspace = self._workspace(options["workspace"])
+        tree = tree_queries.build_tree(
+            workspace, status=options["status"] or "", kind=options["kind"] or ""
+        )
+        lines = [f"{workspace.name}: {counts_line(tree.counts)}"]
+        for group in tree.groups:
+            lines += group_lines(group, subtasks=bool(options["status"] or options["kind"]))
+        self._emit(options, tree.as_dict(), "\n".join(lines))
+
+
+def counts_line(counts: tree_queries.Counts) -> str:
+    return (
+        f"{counts.stories} stories · {counts.subtasks} subtasks · {counts.done} done · "
+        f"{counts.in_progress} in progress · {counts.blocked} blocked · {counts.failed} failed"
+    )
+
+
+def progress_line(progress: engine.Progress) -> str:
+    line = (
+        f"Batch #{progress.batch.pk} ({progress.batch.kind}): {progress.done} of "
+        f"{progress.total} done"
+    )
+    if progress.running:
+        line += " · processing " + ", ".join(f"#{c.pk}" for c in progress.running)
+    if progress.failed:
+        line += f" · {progress.failed} failed or stopped"
+    line += f" · {'took' if progress.finished else 'elapsed'} {progress.elapsed_label}"
+    if progress.finished:
+        line += f" · {progress.message}"
+    return line
+
+
+def group_lines(group: tree_queries.EpicGroup, *, subtasks: bool = True) -> list[str]:
+    head = (
+        f"#{group.epic.pk} {group.epic.title} (epic · {group.epic.stage.name})"
+        if group.epic is not None
+        else "Stories without an epic"
+    )
+    lines = [head, f"  {counts_line(group.counts)}"]
+    for story in group.shown:
+        card = story.story.card
+        lines.append(
+            f"  └ #{card.pk} {card.title} [{story.story.state} · {card.stage.name}] "
+            f"{story.done}/{len(story.subtasks)} subtasks done"
+            + (f" · {card.status_note}" if card.status_note else "")
+        )
+        if subtasks:
+            for item in story.shown:
+                deps = ", ".join(f"#{pk}" for pk, _ in item.depends_on)
+                lines.append(
+                    f"      └ #{item.pk} {item.card.title} [{item.state} · "
+                    f"{item.card.stage.name}]" + (f" after {deps}" if deps else "")
+                )
+    if group.batch is not None:
+        lines.append(f"  {progress_line(group.batch)}")
+    return lines
