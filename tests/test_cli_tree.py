@@ -130,3 +130,16 @@ def test_mistakes_are_one_line_errors(
     with pytest.raises(CommandError, match=says):
         pipeline(*filled)
     assert not Batch.objects.exists()
+
+
+def test_as_applies_the_batchs_workspace_rules(parent: Feature, no_enqueue: Any) -> None:
+    with no_enqueue():
+        pipeline("subtasks", str(parent.pk))
+    batch = Batch.objects.get()
+
+    with pytest.raises(CommandError, match=f"No batch #{batch.pk}"):
+        pipeline("--as", "charlie", "batch", str(batch.pk))
+    with pytest.raises(CommandError, match="vera"):
+        pipeline("--as", "vera", "batch", str(batch.pk), "--stop")
+    assert pipeline("--as", "vera", "batch", str(batch.pk)).startswith(f"Batch #{batch.pk}")
+    assert not Run.objects.filter(batch=batch, status=Run.Status.CANCELLED).exists()

@@ -23,8 +23,8 @@ from typing import Any
 from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied
 from django.core.management.base import BaseCommand, CommandError
-from django.db import DatabaseError
 from django.core.serializers.json import DjangoJSONEncoder
+from django.db import DatabaseError
 from django.db.models import Count
 from django.http import Http404
 
@@ -452,13 +452,13 @@ class Command(BaseCommand):
         self._emit(options, data, "\n".join(lines))
 
     def _batch(self, pk: int, *, write: bool = False) -> Batch:
-        """The batch, if `--as`'s person may see it (or act on it): the rules of its root card."""
-        batch = Batch.objects.select_related("root").filter(pk=pk).first()
+        """The batch, if `--as`'s person may see it (or act on it): its workspace's rules."""
+        batch = Batch.objects.select_related("root", "workspace").filter(pk=pk).first()
         if batch is None:
             raise CommandError(f"No batch #{pk}.")
         if self.actor is not None:
             try:
-                access.get_feature(self.actor, batch.root_id, write=write)
+                access.get_workspace(self.actor, batch.workspace.slug, write=write)
             except Http404:
                 raise CommandError(f"No batch #{pk}.") from None
         return batch
