@@ -103,6 +103,27 @@ ENDPOINTS: dict[str, Endpoint] = {
             "default_model",
         ),
     ),
+    "features:kind_stages": Endpoint(
+        lambda o: f"/w/{o['slug']}/settings/kinds",
+        tuple(f"kind-{kind}" for kind in Feature.Kind.values),
+    ),
+    "features:stories": Endpoint(
+        lambda o: f"/w/{o['slug']}/stories/", ("status", "kind", "epic"), "get"
+    ),
+    "features:stories_kpis": Endpoint(
+        lambda o: f"/w/{o['slug']}/stories/kpis", ("status", "kind", "epic"), "get"
+    ),
+    "features:subtasks": Endpoint(
+        lambda o: f"/w/{o['slug']}/subtasks/", ("status", "kind", "epic"), "get"
+    ),
+    "features:batch": Endpoint(lambda o: f"/w/{o['slug']}/batches/1/", ("watching",), "get"),
+    "features:batch_stop": Endpoint(lambda o: f"/w/{o['slug']}/batches/1/stop", ()),
+    "features:batch_retry": Endpoint(lambda o: f"/w/{o['slug']}/batches/1/retry", ()),
+    "features:epic_tree": Endpoint(lambda o: f"/features/{o['pk']}/tree", (), "get"),
+    "features:launch_tree": Endpoint(lambda o: f"/features/{o['pk']}/tree/launch", ()),
+    "features:generate_subtasks": Endpoint(
+        lambda o: f"/features/{o['pk']}/subtasks/generate", ("scope", "story")
+    ),
     "features:detail": Endpoint(lambda o: f"/features/{o['pk']}/", (), "get"),
     "features:move": Endpoint(lambda o: f"/features/{o['pk']}/move", ("stage", "position")),
     "features:edit": Endpoint(
