@@ -30,7 +30,7 @@ from django.http import Http404
 
 from config.jsonlimits import loads_limited
 from features import access
-from features.actions import FeatureError
+from features.actions import NOTE_MAX, FeatureError, check_text
 from features.models import Feature, Stage, Workspace
 from pipeline import engine, tree_queries
 from pipeline.health import check_broker
@@ -140,6 +140,16 @@ class Command(BaseCommand):
                     action="store_true",
                     help="An epic's whole tree: its stories, then their subtasks, in order.",
                 )
+
+        for name, text in (
+            ("start", "Start the card's run that waits for approval."),
+            ("accept", "Accept the result that waits for a decision; the pipeline goes on."),
+            ("reject", "Reject the result that waits for a decision; the pipeline stops."),
+        ):
+            decision = sub.add_parser(name, help=text)
+            decision.add_argument("id", type=int)
+            if name == "reject":
+                decision.add_argument("--reason", default="", help="Why; shown on the card.")
 
         tree = sub.add_parser("tree", help="An epic's stories and subtasks, with counts.")
         tree.add_argument("id", type=int)
@@ -338,6 +348,35 @@ class Command(BaseCommand):
             {"run_id": run.pk, "retry_of": last.pk},
             f"Retrying run #{last.pk} as run #{run.pk}",
         )
+
+    def _waiting_run(self, feature: Feature, what: str) -> Run:
+        # The card's newest run is the one a person decides on: an older one is history.
+        last = feature.runs.order_by("-created_at", "-id").first()
+        if last is None:
+            raise CommandError(f"Card #{feature.pk} has no run {what}.")
+        return last
+
+    def do_start(self, options: dict[str, Any]) -> None:
+        feature = self._feature(options["id"], write=True)
+        run = engine.start_run(self._waiting_run(feature, "waiting for approval"), self.actor)
+        self.queued = run
+        self._emit(options, {"run_id": run.pk}, f"Started run #{run.pk}")
+
+    def do_accept(self, options: dict[str, Any]) -> None:
+        feature = self._feature(options["id"], write=True)
+        run = self._waiting_run(feature, "waiting for a decision")
+        next_run = engine.accept_run(run, self.actor)
+        self.queued = next_run
+        data = {"run_id": run.pk, "next_run": next_run.pk if next_run else None}
+        then = f"; run #{next_run.pk} goes on" if next_run else ""
+        self._emit(options, data, f"Accepted run #{run.pk}{then}")
+
+    def do_reject(self, options: dict[str, Any]) -> None:
+        feature = self._feature(options["id"], write=True)
+        reason = check_text(options["reason"], "The reason", NOTE_MAX)
+        run = self._waiting_run(feature, "waiting for a decision")
+        engine.reject_run(run, self.actor, reason)
+        self._emit(options, {"run_id": run.pk}, f"Rejected run #{run.pk}")
 
     def do_move(self, options: dict[str, Any]) -> None:
         feature = self._feature(options["id"], write=True)
