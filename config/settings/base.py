@@ -39,6 +39,7 @@ INSTALLED_APPS = [
     "features",
     "pipeline",
     "skills",
+    "audit",
 ]
 
 MIDDLEWARE = [
