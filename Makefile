@@ -33,8 +33,11 @@ lint: install
 typecheck: install
 	$(VENV)/bin/mypy .
 
+# Two test processes (pytest-xdist), each with its own test database and Redis database; a
+# module's tests stay together. PYTEST_WORKERS=0 runs them in this process.
+PYTEST_WORKERS ?= 2
 pytest: install browser
-	$(TESTING) $(PY) -m pytest $(PYTEST_ARGS)
+	$(TESTING) $(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 # schemathesis with every check against a live daphne, RUNWAY_FUZZ_EXAMPLES (20) examples per
 # API operation (about five minutes), then the in-process API and page-form fuzzers with more.

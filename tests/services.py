@@ -13,6 +13,7 @@ import tempfile
 from collections.abc import Generator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 import redis
@@ -39,12 +40,34 @@ def _check_redis(url: str) -> None:
         client.close()
 
 
+# Set when this harness started the embedded Redis, so an xdist worker (which inherits the
+# environment) knows the URL is the controller's private server and starts its own.
+_EMBEDDED_MARK = "RUNWAY_TEST_EMBEDDED_REDIS"
+REDIS_DATABASES = 16  # Redis's default `databases`
+
+
+def worker_redis_url(url: str, worker: str) -> str:
+    """The Redis URL an xdist worker (`gw0`, `gw1`, …) uses: the same server, database
+    N+1+k (mod 16) instead of N, so parallel test processes never see, or flush, each other's
+    queues, channel groups and rate-limit counters. Shape: redis://host:port/N → …/M."""
+    index = int(worker.removeprefix("gw"))
+    parts = urlsplit(url)
+    base = int(parts.path.strip("/") or 0)
+    database = (base + 1 + index) % REDIS_DATABASES
+    return urlunsplit(parts._replace(path=f"/{database}"))
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_load_initial_conftests(
     early_config: pytest.Config, parser: pytest.Parser, args: list[str]
 ) -> Generator[None, Any, Any]:
     global _embedded
     url = os.environ.get("REDIS_URL")
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if url and worker and os.environ.get(_EMBEDDED_MARK):
+        url = None  # the controller's embedded server: this worker gets its own
+    elif url and worker:
+        url = os.environ["REDIS_URL"] = worker_redis_url(url, worker)
     if url:
         _check_redis(url)
     else:
@@ -52,6 +75,7 @@ def pytest_load_initial_conftests(
         _embedded = EmbeddedRedis(folder / "redis.sock")
         _embedded.start()
         os.environ["REDIS_URL"] = _embedded.url
+        os.environ[_EMBEDDED_MARK] = "1"
     return (yield)
 
 
