@@ -11,6 +11,7 @@ from functools import partial
 from django.db import transaction
 from django.db.models import Sum
 
+from features import notices
 from features.models import Workspace
 from pipeline.engine import transitions
 from pipeline.engine.runs import enqueue
@@ -48,11 +49,13 @@ def admission_refusal(run_id: int, now: datetime) -> tuple[str, float] | None:
     if budget is not None:
         spent = month_spend(workspace_id, now)
         if spent >= budget:
-            return (
+            why = (
                 f"Budget reached: ${spent:.2f} of ${budget:.2f} spent this month; "
-                "raise the budget to resume",
-                BUDGET_RETRY_SECONDS,
+                "raise the budget to resume"
             )
+            # Said on every look again; listeners tell people once a day (notifications).
+            notices.emit(notices.BUDGET_REACHED, workspace_id=workspace_id, text=why, run_id=run_id)
+            return why, BUDGET_RETRY_SECONDS
     return None
 
 

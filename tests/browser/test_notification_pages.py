@@ -1,0 +1,69 @@
+"""The notifications pages in Chromium at desktop and phone width: the settings page with a
+new webhook's secret, the deliveries log with a retried delivery, and the decision page."""
+
+from __future__ import annotations
+
+import pytest
+from django.conf import settings
+from playwright.sync_api import Page, expect
+
+from features import notices
+from notifications import delivery
+from notifications.links import decision_link
+from notifications.models import Webhook
+from pipeline import engine
+from skills.models import StageRecipe
+from tests.browser.conftest import Live, screenshot
+from tests.engine_helpers import card, chain, stage
+from tests.integration.processes import wait_until
+from tests.webhook_receiver import receiver
+
+pytestmark = pytest.mark.browser
+PHONE = {"width": 390, "height": 844}
+DESKTOP = {"width": 1280, "height": 900}
+
+
+def test_webhook_settings_deliveries_and_decision_pages(live: Live, page: Page, settings):
+    settings.RUNWAY_OUTBOUND_ALLOW = ["127.0.0.1"]
+    settings.RUNWAY_WEBHOOK_BACKOFF_SECONDS = 0
+    workspace = live.story.workspace
+    with receiver(statuses=[503]) as got:
+        page.set_viewport_size(DESKTOP)
+        live.login(page)
+        page.goto(f"{live.url}/w/{workspace.slug}/notifications/")
+        page.fill("input[name=url]", got.url)
+        page.check("input[name=events][value='run.awaiting_decision']")
+        page.check("input[name=events][value='pipeline.finished']")
+        page.click("#new-webhook button")
+        expect(page.locator("#new-secret code")).to_contain_text("whsec_")
+        screenshot(page, "notifications-settings-desktop")
+        page.set_viewport_size(PHONE)
+        screenshot(page, "notifications-settings-phone")
+
+        StageRecipe.objects.filter(stage=stage(workspace, "architecture")).update(
+            automation=StageRecipe.Automation.AUTO_NOTIFY
+        )
+        feature = card(workspace)
+        engine.launch_pipeline(feature, live.story.owner)
+        wait_until(
+            lambda: chain(feature)[0].decision == "pending", timeout=60, what="a pending result"
+        )
+        hook = Webhook.objects.get()
+        notices.emit(notices.PIPELINE_FINISHED, workspace_id=workspace.pk, text="Demo finished")
+        wait_until(lambda: delivery.drain(hook.pk) is None, timeout=30, what="deliveries sent")
+        assert len(got.acknowledged()) == 2
+
+    page.set_viewport_size(DESKTOP)
+    page.goto(f"{live.url}/w/{workspace.slug}/webhooks/{hook.pk}/")
+    page.locator("details summary").first.click()
+    expect(page.locator("ol.attempts li").first).to_contain_text("HTTP 503")
+    screenshot(page, "webhook-deliveries-desktop")
+    page.set_viewport_size(PHONE)
+    screenshot(page, "webhook-deliveries-phone")
+
+    link = decision_link(chain(feature)[0].pk, "reject", live.story.teammate.pk)
+    page.goto(live.url + link.removeprefix(settings.RUNWAY_BASE_URL))
+    expect(page.locator("#confirm button")).to_contain_text("Reject as bob")
+    screenshot(page, "decision-confirm-phone")
+    page.set_viewport_size(DESKTOP)
+    screenshot(page, "decision-confirm-desktop")
