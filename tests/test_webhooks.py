@@ -82,7 +82,9 @@ def test_the_secret_is_shown_once_and_the_database_cannot_give_it_back(story, lo
         {"url": "http://127.0.0.1:9/hook", "format": "runway", "events": ["run.failed"]},
     )
     assert response.status_code == 200
-    secret = re.search(r"data-secret>(whsec_[0-9a-f]+)<", response.content.decode()).group(1)
+    shown = re.search(r"data-secret>(whsec_[0-9a-f]+)<", response.content.decode())
+    assert shown is not None
+    secret = shown.group(1)
     webhook = Webhook.objects.get()
     assert webhook.events == ["run.failed"]
     stored = json.dumps(list(Webhook.objects.values().get().values()), default=str)
