@@ -132,7 +132,7 @@ def smtp_server() -> Iterator[SmtpServer]:
 def text_part(message: EmailMessage) -> str:
     part = message.get_body(preferencelist=("plain",))
     assert part is not None
-    return str(part.get_content())
+    return str(part.get_content()).replace("\r\n", "\n")  # SMTP's line ends
 
 
 def html_part(message: EmailMessage) -> str:
