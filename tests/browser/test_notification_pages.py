@@ -4,7 +4,6 @@ new webhook's secret, the deliveries log with a retried delivery, and the decisi
 from __future__ import annotations
 
 import pytest
-from django.conf import settings
 from playwright.sync_api import Page, expect
 
 from features import notices
@@ -23,9 +22,20 @@ PHONE = {"width": 390, "height": 844}
 DESKTOP = {"width": 1280, "height": 900}
 
 
-def test_webhook_settings_deliveries_and_decision_pages(live: Live, page: Page, settings):
+@pytest.fixture
+def live_on_loopback(transactional_db, monkeypatch, request, settings) -> Live:
+    """The live stack with the operator's allow-list naming loopback, where the receiver is
+    (set before its processes start, so the web server refuses nothing the test sends)."""
+    monkeypatch.setenv("RUNWAY_OUTBOUND_ALLOW", "127.0.0.1")
     settings.RUNWAY_OUTBOUND_ALLOW = ["127.0.0.1"]
     settings.RUNWAY_WEBHOOK_BACKOFF_SECONDS = 0
+    return request.getfixturevalue("live")
+
+
+def test_webhook_settings_deliveries_and_decision_pages(
+    live_on_loopback: Live, page: Page, settings
+):
+    live = live_on_loopback
     workspace = live.story.workspace
     with receiver(statuses=[503]) as got:
         page.set_viewport_size(DESKTOP)
@@ -55,8 +65,8 @@ def test_webhook_settings_deliveries_and_decision_pages(live: Live, page: Page, 
 
     page.set_viewport_size(DESKTOP)
     page.goto(f"{live.url}/w/{workspace.slug}/webhooks/{hook.pk}/")
-    page.locator("details summary").first.click()
-    expect(page.locator("ol.attempts li").first).to_contain_text("HTTP 503")
+    page.locator("details summary").last.click()  # the oldest delivery: retried once
+    expect(page.locator("details[open] ol.attempts li").first).to_contain_text("HTTP 503")
     screenshot(page, "webhook-deliveries-desktop")
     page.set_viewport_size(PHONE)
     screenshot(page, "webhook-deliveries-phone")
