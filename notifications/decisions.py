@@ -4,7 +4,9 @@ Every check runs again at POST, in the transaction that records the decision: th
 and age (links.read), the nonce never used before (UsedLink, unique), the person still active
 and still a member who may decide (owner, admin or member — not a viewer), and the run still
 waiting for this decision. The decision itself goes through the engine's own commands
-(accept_run / reject_run / start_run) as that person, so the run's history names them.
+(accept_run / reject_run / start_run) as that person, so the run's history names them, and
+the audit log gets a ``run.decision`` (or ``run.start``) entry with source ``email``, in the
+same transaction.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from django.shortcuts import render
 from django.utils.cache import add_never_cache_headers
 from django.views.decorators.http import require_http_methods
 
+from audit.log import record
 from features.models import Membership
 from features.views.common import HtmxHttpRequest
 from notifications.links import Claim, LinkProblem, read
@@ -104,6 +107,19 @@ def _act(claim: Claim, user: User, reason: str) -> Run:
                 engine.reject_run(run, user, reason)
         except engine.EngineError as exc:
             raise Refusal(str(exc), 409) from None
+        record(
+            workspace=run.workspace,
+            actor=user,
+            action="run.start" if claim.action == "start" else "run.decision",
+            target=run,
+            changes={
+                "decision": claim.action,
+                "reason": reason,
+                "stage": run.stage.key,
+                "link": "personal" if claim.user_id is not None else "channel",
+            },
+            source="email",
+        )
     return run
 
 

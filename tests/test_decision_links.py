@@ -9,6 +9,7 @@ import pytest
 from django.conf import settings as django_settings
 from django.test import Client
 
+from audit.models import AuditEntry
 from features.models import Membership
 from notifications.links import decision_link
 from notifications.models import EmailNotice, UsedLink
@@ -76,6 +77,13 @@ def test_the_approval_email_arrives_with_links_that_accept_once_as_the_person(st
     run.refresh_from_db()
     assert run.decision == Run.Decision.ACCEPTED
     assert RunLog.objects.filter(run=run, message="Result accepted by bob").exists()
+    (entry,) = AuditEntry.objects.filter(action="run.decision")
+    assert (entry.actor, entry.source, entry.workspace) == (
+        story.teammate,
+        "email",
+        story.workspace,
+    )
+    assert entry.changes["decision"] == "accept"
     feature.refresh_from_db()
     assert feature.stage.key != "architecture"  # the chain went on
 
@@ -154,6 +162,7 @@ def test_a_link_of_someone_whose_role_was_revoked_does_nothing(story, eager, smt
     run.refresh_from_db()
     assert run.decision == Run.Decision.PENDING
     assert not UsedLink.objects.exists()
+    assert not AuditEntry.objects.exists()
 
 
 def test_a_link_altered_by_hand_does_nothing(story, eager, smtp):

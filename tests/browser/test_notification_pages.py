@@ -4,7 +4,7 @@ new webhook's secret, the deliveries log with a retried delivery, and the decisi
 from __future__ import annotations
 
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Page, ViewportSize, expect
 
 from features import notices
 from notifications import delivery
@@ -18,8 +18,8 @@ from tests.integration.processes import wait_until
 from tests.webhook_receiver import receiver
 
 pytestmark = pytest.mark.browser
-PHONE = {"width": 390, "height": 844}
-DESKTOP = {"width": 1280, "height": 900}
+PHONE: ViewportSize = {"width": 390, "height": 844}
+DESKTOP: ViewportSize = {"width": 1280, "height": 900}
 
 
 @pytest.fixture
