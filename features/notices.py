@@ -12,6 +12,7 @@ Kinds (the ``type`` of a webhook event):
 * ``run.failed`` — a run failed for good (permanent error, gates, attempts used up);
 * ``pipeline.finished`` — a pipeline reached its last stage;
 * ``budget.reached`` — the workspace's monthly budget stops new runs;
+* ``slots.exhausted`` — a run has waited long for a free slot (the concurrency limit);
 * ``health.failing`` / ``health.recovered`` — a live card's check failed (incident opened) or
   passes again;
 * ``worker.gone`` — a run's worker stopped heartbeating and the run was taken back.
@@ -33,6 +34,7 @@ AWAITING_START = "run.awaiting_start"
 RUN_FAILED = "run.failed"
 PIPELINE_FINISHED = "pipeline.finished"
 BUDGET_REACHED = "budget.reached"
+SLOTS_EXHAUSTED = "slots.exhausted"
 HEALTH_FAILING = "health.failing"
 HEALTH_RECOVERED = "health.recovered"
 WORKER_GONE = "worker.gone"
@@ -43,6 +45,7 @@ KINDS = (
     RUN_FAILED,
     PIPELINE_FINISHED,
     BUDGET_REACHED,
+    SLOTS_EXHAUSTED,
     HEALTH_FAILING,
     HEALTH_RECOVERED,
     WORKER_GONE,

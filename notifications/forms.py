@@ -11,6 +11,7 @@ EVENT_LABELS = {
     "run.failed": "A run failed",
     "pipeline.finished": "A pipeline finished",
     "budget.reached": "The monthly budget is reached",
+    "slots.exhausted": "Runs wait long for a free slot",
     "health.failing": "A health check fails (incident opened)",
     "health.recovered": "A health check recovered",
     "worker.gone": "A worker went silent (run taken back)",

@@ -33,7 +33,10 @@ DEFAULT_EMAIL_EVENTS = (
 )
 DECISIONS = {notices.AWAITING_DECISION: ("accept", "reject"), notices.AWAITING_START: ("start",)}
 # Told at most once per this long (a budget holds every run that tries to start).
-_ONCE_PER = {notices.BUDGET_REACHED: timedelta(days=1)}
+_ONCE_PER = {
+    notices.BUDGET_REACHED: timedelta(days=1),
+    notices.SLOTS_EXHAUSTED: timedelta(hours=1),
+}
 
 
 def record_notice(notice: Notice) -> Event | None:

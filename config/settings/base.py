@@ -345,6 +345,8 @@ RUNWAY_WEBHOOK_BACKOFF_SECONDS = float(env_str("RUNWAY_WEBHOOK_BACKOFF_SECONDS",
 RUNWAY_WEBHOOK_MAX_BACKOFF_SECONDS = float(env_str("RUNWAY_WEBHOOK_MAX_BACKOFF_SECONDS", "3600"))
 # A webhook failing this long is paused and its owner emailed.
 RUNWAY_WEBHOOK_PAUSE_AFTER_SECONDS = env_int("RUNWAY_WEBHOOK_PAUSE_AFTER_SECONDS", 24 * 3600)
+# A run waiting this long for a free slot (the workspace's concurrency limit) is worth telling.
+RUNWAY_SLOTS_NOTICE_SECONDS = env_int("RUNWAY_SLOTS_NOTICE_SECONDS", 600)
 # One-click Accept / Reject / Start links expire after this long.
 RUNWAY_DECISION_LINK_MAX_AGE_SECONDS = env_int(
     "RUNWAY_DECISION_LINK_MAX_AGE_SECONDS", 3 * 24 * 3600
