@@ -250,3 +250,22 @@ def test_events_a_webhook_did_not_choose_are_not_sent(story, eager, loopback_all
         emit_awaiting_decision(story, eager)
         assert got.all() == []
     assert not Delivery.objects.filter(webhook=hook).exists()
+
+
+def test_the_console_lists_webhooks_and_deliveries_without_the_salt(
+    story, eager, loopback_allowed, admin_client
+):
+    with receiver() as got:
+        hook, _ = actions.do_create_webhook(
+            story.workspace, story.owner, url=got.url, events=[], format="runway"
+        )
+        emit_awaiting_decision(story, eager)
+    for url in (
+        "/admin/notifications/webhook/",
+        f"/admin/notifications/webhook/{hook.pk}/change/",
+        "/admin/notifications/delivery/",
+    ):
+        page = admin_client.get(url)
+        assert page.status_code == 200
+        assert hook.secret_salt not in page.content.decode()
+    assert admin_client.get("/admin/notifications/webhook/add/").status_code == 403
