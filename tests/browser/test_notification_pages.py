@@ -77,3 +77,12 @@ def test_webhook_settings_deliveries_and_decision_pages(
     screenshot(page, "decision-confirm-phone")
     page.set_viewport_size(DESKTOP)
     screenshot(page, "decision-confirm-desktop")
+    # The real form post (CSRF cookie and token from the confirmation page) decides once.
+    page.fill("textarea[name=reason]", "Needs a rollback plan")
+    page.click("#confirm button")
+    expect(page.locator("#done")).to_contain_text("Reject recorded as bob")
+    run = chain(feature)[0]
+    assert run.decision == "rejected"
+    assert run.card_note == "Result rejected by bob: Needs a rollback plan"
+    page.reload()  # the browser posts the form again: the link refuses, the decision stands
+    expect(page.locator("#problem")).to_contain_text("already used")
