@@ -31,7 +31,7 @@ class WebhookForm(forms.Form):
         choices=EVENT_CHOICES,
         required=False,
         widget=forms.CheckboxSelectMultiple,
-        help_text="None chosen: every event.",
+        help_text="none chosen: every event",
     )
 
 

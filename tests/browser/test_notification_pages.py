@@ -42,10 +42,11 @@ def test_webhook_settings_deliveries_and_decision_pages(
         live.login(page)
         page.goto(f"{live.url}/w/{workspace.slug}/notifications/")
         page.fill("input[name=url]", got.url)
-        page.check("input[name=events][value='run.awaiting_decision']")
-        page.check("input[name=events][value='pipeline.finished']")
+        page.check("#new-webhook input[name=events][value='run.awaiting_decision']")
+        page.check("#new-webhook input[name=events][value='pipeline.finished']")
         page.click("#new-webhook button")
         expect(page.locator("#new-secret code")).to_contain_text("whsec_")
+        assert Webhook.objects.get().events == ["run.awaiting_decision", "pipeline.finished"]
         screenshot(page, "notifications-settings-desktop")
         page.set_viewport_size(PHONE)
         screenshot(page, "notifications-settings-phone")
