@@ -269,3 +269,18 @@ def test_the_console_lists_webhooks_and_deliveries_without_the_salt(
         assert page.status_code == 200
         assert hook.secret_salt not in page.content.decode()
     assert admin_client.get("/admin/notifications/webhook/add/").status_code == 403
+
+
+def test_an_address_refused_at_send_time_fails_the_delivery_and_sends_nothing(
+    story, eager, loopback_allowed, settings
+):
+    with receiver() as got:
+        hook, _ = actions.do_create_webhook(
+            story.workspace, story.owner, url=got.url, events=[], format="runway"
+        )
+        settings.RUNWAY_OUTBOUND_ALLOW = []  # the operator took loopback off the list since
+        emit_awaiting_decision(story, eager)
+        assert got.all() == []
+    refused = Delivery.objects.get(webhook=hook)
+    assert (refused.status, refused.attempts) == ("failed", 1)
+    assert "loopback address" in refused.last_error
