@@ -22,4 +22,5 @@ urlpatterns = [
     path("", include("pipeline.urls")),
     path("", include("skills.urls")),
     path("", include("pipeline.card_urls")),
+    path("", include("notifications.urls")),
 ]

@@ -34,7 +34,7 @@ from django.db import transaction
 from django.db.models import F, Max
 from django.utils import timezone
 
-from features import events, health_commands, health_schedule, outbound
+from features import events, health_commands, health_schedule, notices, outbound
 from features.actions import FINISHED, FeatureError, do_create_feature
 from features.models import Feature, HealthCheckResult, Membership
 
@@ -348,6 +348,13 @@ def _open_incident(feature: Feature, config: dict[str, Any], result: HealthCheck
         level="error",
         feature_id=incident.pk,
     )
+    notices.emit(
+        notices.HEALTH_FAILING,
+        workspace_id=feature.workspace_id,
+        feature_id=incident.pk,
+        text=f"“{feature.title}” is failing its health check: {result.detail}"[:500],
+        checked_feature_id=feature.pk,
+    )
     return incident
 
 
@@ -360,6 +367,12 @@ def _note_recovery(incident: Feature, result: HealthCheckResult) -> None:
         updated_at=timezone.now(),
     )
     events.card_changed_on_commit(incident)
+    notices.emit(
+        notices.HEALTH_RECOVERED,
+        workspace_id=incident.workspace_id,
+        feature_id=incident.pk,
+        text=f"“{incident.title}”: {note}"[:500],
+    )
 
 
 def due_checks(now: datetime | None = None) -> list[tuple[Feature, dict[str, Any]]]:

@@ -173,6 +173,20 @@ ENDPOINTS: dict[str, Endpoint] = {
     "logout": Endpoint(lambda o: "/logout/", ()),
     "tokens": Endpoint(lambda o: "/profile/tokens", ("name",)),
     "revoke_token": Endpoint(lambda o: "/profile/tokens/1/revoke", ()),
+    "notifications:settings_home": Endpoint(lambda o: "/notifications/", (), "get"),
+    "notifications:page": Endpoint(
+        lambda o: f"/w/{o['slug']}/notifications/", ("url", "format", "events")
+    ),
+    "notifications:save_settings": Endpoint(
+        lambda o: f"/w/{o['slug']}/notifications/email", ("mode", "events")
+    ),
+    "notifications:webhook": Endpoint(lambda o: f"/w/{o['slug']}/webhooks/1/", ("page",), "get"),
+    "notifications:resume": Endpoint(lambda o: f"/w/{o['slug']}/webhooks/1/resume", ()),
+    "notifications:delete": Endpoint(lambda o: f"/w/{o['slug']}/webhooks/1/delete", ()),
+    "notifications:resend": Endpoint(
+        lambda o: f"/w/{o['slug']}/webhooks/1/deliveries/1/resend", ()
+    ),
+    "notifications:decide": Endpoint(lambda o: "/decide/eyJyIjoxfQ:1xY82a:abc", ("reason",)),
 }
 
 

@@ -40,6 +40,7 @@ INSTALLED_APPS = [
     "pipeline",
     "skills",
     "audit",
+    "notifications",
 ]
 
 MIDDLEWARE = [
@@ -331,3 +332,51 @@ CELERY_TASK_ROUTES = {
     "features.run_due_health_checks": {"queue": RUNWAY_HEALTH_QUEUE},
     "features.run_health_check": {"queue": RUNWAY_HEALTH_QUEUE},
 }
+
+# --- Notifications: webhooks, email, one-click links ---------------------------------------------
+# Absolute links in webhooks and emails start with this (the address people open Runway at).
+RUNWAY_BASE_URL = env_str("RUNWAY_BASE_URL", "http://127.0.0.1:8000")
+# Webhook secrets are derived from this key and a per-webhook salt (notifications.signing);
+# SECRET_KEY when unset. Changing it changes every webhook's secret.
+RUNWAY_WEBHOOK_KEY = env_str("RUNWAY_WEBHOOK_KEY", "") or ""
+RUNWAY_WEBHOOK_TIMEOUT_SECONDS = env_int("RUNWAY_WEBHOOK_TIMEOUT_SECONDS", 10)
+# Retries after 5xx, 408, 429, timeouts and connection errors: base x 2^n, capped.
+RUNWAY_WEBHOOK_BACKOFF_SECONDS = float(env_str("RUNWAY_WEBHOOK_BACKOFF_SECONDS", "10"))
+RUNWAY_WEBHOOK_MAX_BACKOFF_SECONDS = float(env_str("RUNWAY_WEBHOOK_MAX_BACKOFF_SECONDS", "3600"))
+# A webhook failing this long is paused and its owner emailed.
+RUNWAY_WEBHOOK_PAUSE_AFTER_SECONDS = env_int("RUNWAY_WEBHOOK_PAUSE_AFTER_SECONDS", 24 * 3600)
+# A run waiting this long for a free slot (the workspace's concurrency limit) is worth telling.
+RUNWAY_SLOTS_NOTICE_SECONDS = env_int("RUNWAY_SLOTS_NOTICE_SECONDS", 600)
+# One-click Accept / Reject / Start links expire after this long.
+RUNWAY_DECISION_LINK_MAX_AGE_SECONDS = env_int(
+    "RUNWAY_DECISION_LINK_MAX_AGE_SECONDS", 3 * 24 * 3600
+)
+# Webhooks and emails go out from the outbound thread pool (the health queue by default).
+RUNWAY_NOTIFY_QUEUE = env_str("RUNWAY_NOTIFY_QUEUE", RUNWAY_HEALTH_QUEUE)
+CELERY_TASK_ROUTES.update(
+    {
+        f"notifications.{name}": {"queue": RUNWAY_NOTIFY_QUEUE}
+        for name in ("drain_webhook", "send_email", "tell_paused", "sweep", "send_digests")
+    }
+)
+CELERY_BEAT_SCHEDULE.update(
+    {
+        "notifications-sweep": {"task": "notifications.sweep", "schedule": 60.0},
+        "notifications-digests": {"task": "notifications.send_digests", "schedule": 24 * 3600.0},
+    }
+)
+# Email: the console backend (messages printed by the worker) unless SMTP is configured.
+EMAIL_BACKEND = env_str(
+    "EMAIL_BACKEND",
+    "django.core.mail.backends.smtp.EmailBackend"
+    if env_optional("EMAIL_HOST")
+    else "django.core.mail.backends.console.EmailBackend",
+)
+EMAIL_HOST = env_str("EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("EMAIL_PORT", 25)
+EMAIL_HOST_USER = env_str("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD", "") or ""
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+EMAIL_USE_SSL = env_bool("EMAIL_USE_SSL", False)
+EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 20)
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "Runway <runway@localhost>")

@@ -8,9 +8,11 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from functools import partial
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models import Sum
 
+from features import notices
 from features.models import Workspace
 from pipeline.engine import transitions
 from pipeline.engine.runs import enqueue
@@ -39,21 +41,34 @@ def admission_refusal(run_id: int, now: datetime) -> tuple[str, float] | None:
     workspace = Workspace.objects.select_for_update().order_by().get(pk=workspace_id)
     running = Run.objects.filter(workspace_id=workspace_id, status=Status.RUNNING).count()
     if running >= workspace.max_concurrent_runs:
-        return (
+        why = (
             f"Waiting for a free slot: {running} runs are running in this workspace "
-            f"(limit {workspace.max_concurrent_runs})",
-            ADMISSION_RETRY_SECONDS,
+            f"(limit {workspace.max_concurrent_runs})"
         )
+        _tell_if_waiting_long(run_id, workspace_id, why, now)
+        return why, ADMISSION_RETRY_SECONDS
     budget = workspace.monthly_budget_usd
     if budget is not None:
         spent = month_spend(workspace_id, now)
         if spent >= budget:
-            return (
+            why = (
                 f"Budget reached: ${spent:.2f} of ${budget:.2f} spent this month; "
-                "raise the budget to resume",
-                BUDGET_RETRY_SECONDS,
+                "raise the budget to resume"
             )
+            # Said on every look again; listeners tell people once a day (notifications).
+            notices.emit(notices.BUDGET_REACHED, workspace_id=workspace_id, text=why, run_id=run_id)
+            return why, BUDGET_RETRY_SECONDS
     return None
+
+
+def _tell_if_waiting_long(run_id: int, workspace_id: int, why: str, now: datetime) -> None:
+    """Slots exhausted for long: a run queued over RUNWAY_SLOTS_NOTICE_SECONDS is worth
+    telling people (listeners de-duplicate); a short wait for a slot is not."""
+    queued_at = Run.objects.values_list("queued_at", flat=True).get(pk=run_id)
+    if queued_at is not None and (now - queued_at).total_seconds() >= (
+        settings.RUNWAY_SLOTS_NOTICE_SECONDS
+    ):
+        notices.emit(notices.SLOTS_EXHAUSTED, workspace_id=workspace_id, text=why, run_id=run_id)
 
 
 def defer(run_id: int, why: str, retry_in: float, *, now: datetime) -> None:

@@ -6,7 +6,7 @@ from typing import Any
 
 from django.db.models import Max
 
-from features import events
+from features import events, notices
 from features.models import Artifact, Feature, Stage
 from pipeline.engine import transitions
 from pipeline.engine.card_state import engine_transaction
@@ -96,6 +96,16 @@ def complete_run(run_id: int, attempt: int, steps: list[StepResult], usage: dict
         )
         if run.batch_id is not None:
             run_ended(run_id)
+        if run.decision == Run.Decision.PENDING or run.status == Status.FAILED:
+            notices.emit(
+                notices.AWAITING_DECISION
+                if run.decision == Run.Decision.PENDING
+                else notices.RUN_FAILED,
+                workspace_id=run.workspace_id,
+                feature_id=feature.pk,
+                run_id=run_id,
+                text=run.card_note,
+            )
     return True
 
 
@@ -147,6 +157,7 @@ def advance(run: Run, feature: Feature, stages: list[Stage]) -> Run | None:
     target, continues = next_stage(stages, run)
     if target is None:
         append_log(run.pk, "Pipeline finished: last stage of the board")
+        _finished(run, feature, f"“{feature.title}” finished on the last stage of its board")
         return None
     record_move(feature, target, run=run, note=f"{run.stage.name} passed its gates")
     remaining = list(run.pipeline_next)
@@ -172,6 +183,7 @@ def advance(run: Run, feature: Feature, stages: list[Stage]) -> Run | None:
         append_log(run.pk, f"Pipeline waits in {target.name} for its dependencies; run #{held.pk}")
         return held
     append_log(run.pk, f"Pipeline finished: card is in {target.name}")
+    _finished(run, feature, f"“{feature.title}” reached {target.name}")
     if not quiet:
         events.toast_on_commit(
             feature.workspace_id,
@@ -180,6 +192,16 @@ def advance(run: Run, feature: Feature, stages: list[Stage]) -> Run | None:
             feature_id=feature.pk,
         )
     return None
+
+
+def _finished(run: Run, feature: Feature, text: str) -> None:
+    notices.emit(
+        notices.PIPELINE_FINISHED,
+        workspace_id=feature.workspace_id,
+        feature_id=feature.pk,
+        run_id=run.pk,
+        text=text,
+    )
 
 
 def _apply_gate_failure(run: Run, feature: Feature, stages: list[Stage], why: str) -> None:

@@ -20,6 +20,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from features import notices
 from pipeline.engine import transitions
 from pipeline.engine.card_state import engine_transaction
 from pipeline.engine.locks import lock_card_of_run
@@ -94,7 +95,7 @@ def requeue_lost(
     declared the worker dead.
     """
     with engine_transaction():
-        lock_card_of_run(run_id)
+        feature = lock_card_of_run(run_id)
         moved = transitions.requeue(
             run_id,
             attempt,
@@ -106,6 +107,14 @@ def requeue_lost(
         if not moved:
             return False
         append_log(run_id, f"{why}; requeued", level=RunLog.Level.WARNING, attempt=attempt)
+        if stale_before is not None:  # the sweep found it silent, not a person's Rescue
+            notices.emit(
+                notices.WORKER_GONE,
+                workspace_id=feature.workspace_id,
+                feature_id=feature.pk,
+                run_id=run_id,
+                text=f"{why}; the run was requeued",
+            )
         transaction.on_commit(partial(enqueue, run_id), robust=True)
     return True
 

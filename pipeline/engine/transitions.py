@@ -21,6 +21,7 @@ from django.db.models import F, Q, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from features import notices
 from pipeline.engine.card_state import touch
 from pipeline.models import Run
 from pipeline.storable import clip
@@ -43,7 +44,19 @@ def create(**fields: Any) -> Run:
     active run of the card with IntegrityError."""
     run = Run.objects.create(**fields)
     touch(run.feature_id)
+    if run.status == Status.AWAITING_APPROVAL:
+        _awaiting_start(run.pk, run.workspace_id, run.feature_id, run.card_note)
     return run
+
+
+def _awaiting_start(run_id: int, workspace_id: int, feature_id: int, note: str) -> None:
+    notices.emit(
+        notices.AWAITING_START,
+        workspace_id=workspace_id,
+        feature_id=feature_id,
+        run_id=run_id,
+        text=note or "waits for Start",
+    )
 
 
 def claim(
@@ -126,6 +139,9 @@ def release(run_id: int, *, feature_id: int, status: str = Status.QUEUED, note: 
     done = Run.objects.filter(pk=run_id, status=Status.WAITING).update(
         status=status, queued_at=now if status == Status.QUEUED else None, card_note=clip(note, 500)
     )
+    if done and status == Status.AWAITING_APPROVAL:
+        workspace_id = Run.objects.values_list("workspace_id", flat=True).get(pk=run_id)
+        _awaiting_start(run_id, workspace_id, feature_id, note)
     return _touched(run_id, done, feature_id)
 
 

@@ -16,7 +16,7 @@ from django.db import transaction
 from django.db.models import F, Subquery
 from django.utils import timezone
 
-from features import events
+from features import events, notices
 from features.models import Feature
 from pipeline.engine import transitions
 from pipeline.engine.admission import admission_refusal, defer
@@ -133,6 +133,7 @@ def finish_failed(run_id: int, attempt: int, *, kind: str, message: str, feature
         append_log(run_id, message, level=RunLog.Level.ERROR, attempt=attempt)
         flush_buffered(run_id)
         run_ended(run_id)
+        _failed(feature, run_id, feature_note)
         events.toast_on_commit(
             feature.workspace_id,
             f"“{feature.title}”: {feature_note}",
@@ -141,6 +142,16 @@ def finish_failed(run_id: int, attempt: int, *, kind: str, message: str, feature
             run_id=run_id,
         )
     return True
+
+
+def _failed(feature: Feature, run_id: int, note: str) -> None:
+    notices.emit(
+        notices.RUN_FAILED,
+        workspace_id=feature.workspace_id,
+        feature_id=feature.pk,
+        run_id=run_id,
+        text=note,
+    )
 
 
 def give_up_lost(run_id: int, attempt: int, *, stale_before: datetime) -> bool:
@@ -156,6 +167,7 @@ def give_up_lost(run_id: int, attempt: int, *, stale_before: datetime) -> bool:
             return False
         append_log(run_id, message, level=RunLog.Level.ERROR, attempt=attempt)
         run_ended(run_id)
+        _failed(feature, run_id, note)
         events.toast_on_commit(
             feature.workspace_id,
             f"“{feature.title}”: {note}",
