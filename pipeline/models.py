@@ -416,6 +416,13 @@ class BulkAction(models.Model):
         return self.status in self.ACTIVE_STATUSES
 
     @property
+    def filter_text(self) -> str:
+        """The filter for people: "provider anthropic, error kind transient"."""
+        filters = self.filter if isinstance(self.filter, dict) else {}
+        parts = [f"{str(k).replace('_', ' ')} {v}" for k, v in filters.items()]
+        return ", ".join(parts) or "no filter"
+
+    @property
     def processed(self) -> int:
         return self.done + self.skipped + self.failed
 

@@ -171,7 +171,9 @@ def test_a_bulk_retry_of_many_runs_is_admitted_two_at_a_time(story, no_enqueue):
     assert Run.objects.filter(workspace=story.workspace, status=Status.RUNNING).count() == 2
     deferred = Run.objects.filter(pk__in=[r.pk for r in retries], error_kind="deferred")
     assert deferred.count() == 6
-    assert deferred.first().card_note.startswith("Waiting for a free slot: 2 runs are running")
+    assert deferred.earliest("id").card_note.startswith(
+        "Waiting for a free slot: 2 runs are running"
+    )
 
 
 def test_a_bulk_retry_past_the_budget_waits_for_it(story, no_enqueue):

@@ -66,7 +66,7 @@ Action = Literal["retry", "cancel", "rescue"]
 class BulkPreviewIn(Input):
     workspace: Slug
     action: Action
-    filter: RunFilterIn = Field(default_factory=RunFilterIn)
+    filter: RunFilterIn | None = Field(None, description="Absent: every run the action acts on.")
 
 
 class BulkActionIn(BulkPreviewIn):
@@ -121,7 +121,9 @@ def _checked(user: User, payload: BulkPreviewIn) -> tuple[Workspace, str, bulk.R
     workspace, _ = get_workspace(user, payload.workspace, admin=True)
     try:
         run_filter = bulk.parse_filter(
-            payload.filter.model_dump(exclude_none=True), workspace, payload.action
+            payload.filter.model_dump(exclude_none=True) if payload.filter else {},
+            workspace,
+            payload.action,
         )
     except bulk.BadFilter as exc:
         raise ApiError(400, "bad_filter", exc.message, field=f"filter.{exc.field}") from exc

@@ -227,7 +227,7 @@ def _record(
     BulkActionItem.objects.filter(pk=item.pk).update(
         outcome=outcome, message=message[:500], new_run=new_run, processed_at=now
     )
-    counter = {Outcome.DONE: "done", Outcome.SKIPPED: "skipped", Outcome.FAILED: "failed"}[outcome]
+    counter = {"done": "done", "skipped": "skipped", "failed": "failed"}[str(outcome)]
     BulkAction.objects.filter(pk=job.pk).update(**{counter: F(counter) + 1}, heartbeat_at=now)
 
 
