@@ -230,3 +230,24 @@ def test_the_job_is_sent_to_the_workers_after_commit(story, eager):
     assert (job.status, job.done) == ("succeeded", 3)
     # Eager: the retries ran through the offline provider too.
     assert all(Run.objects.filter(parent_run=r).exists() for r in failed)
+
+
+def test_each_bulk_action_is_recorded_in_the_audit_log(story, no_enqueue):
+    from audit.models import AuditEntry
+
+    outage(story.workspace, 3)
+    with no_enqueue():
+        job = start(story, provider="anthropic")
+    entry = AuditEntry.objects.get(workspace=story.workspace)
+    assert (entry.action, entry.actor, entry.source) == ("bulk.retry", story.owner, "web")
+    assert (entry.target_type, entry.target_id) == ("bulkaction", str(job.pk))
+    assert entry.changes == {"filter": {"provider": "anthropic"}, "count": 3}
+
+
+def test_a_refused_confirmation_leaves_no_audit_entry(story):
+    from audit.models import AuditEntry
+
+    outage(story.workspace, 3)
+    with pytest.raises(bulk.CountChanged):
+        start(story, expected=1)
+    assert not AuditEntry.objects.exists()

@@ -24,6 +24,7 @@ from django.db.models import F, Q
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from audit.log import record
 from features.models import Feature, Workspace
 from pipeline import engine
 from pipeline.bulk.filters import BadFilter, RunFilter, matching
@@ -114,7 +115,16 @@ def start_bulk_action(
 
 
 def _audit(job: BulkAction) -> None:
-    """The audit log's row for the job (once the audit app is installed)."""
+    """The workspace audit log's entry, in the job's own transaction: "bulk.retry" (cancel,
+    rescue) with the filter and the count confirmed."""
+    record(
+        workspace=job.workspace,
+        actor=job.actor,
+        action=f"bulk.{job.action}",
+        target=job,
+        changes={"filter": job.filter, "count": job.total},
+        source=job.source,
+    )
 
 
 def cancel_bulk_action(job: BulkAction, actor: User | None) -> BulkAction:
