@@ -84,8 +84,8 @@ def _rows(prefix: str, names: tuple[str, ...], count: int = 2) -> tuple[str, ...
 STEP: tuple[str, ...] = ("skill", "skill_id", "params", "input_mapping", "output_mapping")
 STEP += ("provider", "model", "timeout_seconds", "retry_count")
 GATE = ("name", "type", "config", "required", "failure_message")
-BULK_FILTER = ("status", "stage", "error_kind", "provider", "created_after", "created_before")
-BULK_FILTER += ("finished_after", "finished_before")
+BULK_FILTER: tuple[str, ...] = ("status", "stage", "error_kind", "provider", "created_after")
+BULK_FILTER += ("created_before", "finished_after", "finished_before")
 
 ENDPOINTS: dict[str, Endpoint] = {
     "features:home": Endpoint(lambda o: "/", (), "get"),
