@@ -29,6 +29,7 @@ from config.jsonlimits import loads_limited
 from features.actions import FeatureError
 from features.api.base import ApiError, error_body
 from features.tokens import TokenError, user_for_secret
+from pipeline.api.bulk import router as bulk_router
 from pipeline.api.cards import router as features_router
 from pipeline.api.runs import router as pipeline_router
 from pipeline.api.trees import router as trees_router
@@ -123,6 +124,7 @@ api = RunwayApi(
 )
 api.add_router("", features_router, tags=["features"])
 api.add_router("", pipeline_router, tags=["runs & workers"])
+api.add_router("", bulk_router, tags=["bulk actions"])
 api.add_router("", trees_router, tags=["stories, subtasks & batches"])
 api.add_router("", skills_router, tags=["skills & recipes"])
 

@@ -351,3 +351,111 @@ class Batch(models.Model):
     @property
     def is_finished(self) -> bool:
         return self.finished_at is not None
+
+
+class BulkAction(models.Model):
+    """One operator's "retry / cancel / rescue every run matching this filter", run as one
+    durable job: the runs it acts on are fixed when it is confirmed (``BulkActionItem``), and a
+    Celery task works through them in chunks. Each item is acted on and marked in one
+    transaction, so a worker that dies mid-way leaves every item either done or still pending,
+    and the job can be resumed (the recovery sweep re-sends a job whose heartbeat went stale).
+    """
+
+    class Action(models.TextChoices):
+        RETRY = "retry", "Retry"
+        CANCEL = "cancel", "Cancel"
+        RESCUE = "rescue", "Rescue"
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+        CANCELLED = "cancelled", "Cancelled"
+
+    ACTIVE_STATUSES = (Status.QUEUED, Status.RUNNING)
+
+    workspace = models.ForeignKey(
+        "features.Workspace", on_delete=models.CASCADE, related_name="bulk_actions"
+    )
+    # None: the server's operator (manage.py pipeline without --as).
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    action = models.CharField(max_length=10, choices=Action.choices)
+    # The filter as the operator gave it, normalised (pipeline.bulk.filters.RunFilter.as_dict).
+    filter = models.JSONField(default=dict, blank=True)
+    source = models.CharField(max_length=10, default="web")  # web, api, cli
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+    total = models.PositiveIntegerField(default=0)
+    done = models.PositiveIntegerField(default=0)
+    # Runs that no longer qualified when their turn came (retried, finished or cancelled
+    # meanwhile): the engine's refusal is kept on the item.
+    skipped = models.PositiveIntegerField(default=0)
+    failed = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    # Written with every item processed; a queued or running job silent for
+    # RUNWAY_BULK_STALE_SECONDS is re-sent by the recovery sweep.
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["workspace", "-created_at"], name="bulk_workspace_created"),
+            models.Index(fields=["status", "heartbeat_at"], name="bulk_status_heartbeat"),
+        ]
+
+    def __str__(self) -> str:
+        return f"bulk {self.action} #{self.pk} ({self.status})"
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in self.ACTIVE_STATUSES
+
+    @property
+    def filter_text(self) -> str:
+        """The filter for people: "provider anthropic, error kind transient"."""
+        filters = self.filter if isinstance(self.filter, dict) else {}
+        parts = [f"{str(k).replace('_', ' ')} {v}" for k, v in filters.items()]
+        return ", ".join(parts) or "no filter"
+
+    @property
+    def processed(self) -> int:
+        return self.done + self.skipped + self.failed
+
+    @property
+    def progress_percent(self) -> int:
+        return round(100 * self.processed / self.total) if self.total else 100
+
+
+class BulkActionItem(models.Model):
+    """One run a bulk action was confirmed for, and what happened to it."""
+
+    class Outcome(models.TextChoices):
+        PENDING = "pending", "Pending"
+        DONE = "done", "Done"
+        SKIPPED = "skipped", "Skipped"
+        FAILED = "failed", "Failed"
+
+    bulk_action = models.ForeignKey(BulkAction, on_delete=models.CASCADE, related_name="items")
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="+")
+    outcome = models.CharField(max_length=10, choices=Outcome.choices, default=Outcome.PENDING)
+    message = models.CharField(max_length=500, blank=True)
+    # The run a retry created.
+    new_run = models.ForeignKey(
+        Run, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    processed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["bulk_action", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["bulk_action", "run"], name="bulk_item_once_per_run")
+        ]
+        indexes = [models.Index(fields=["bulk_action", "outcome"], name="bulk_item_outcome")]
+
+    def __str__(self) -> str:
+        return f"bulk #{self.bulk_action_id} run #{self.run_id} ({self.outcome})"

@@ -18,7 +18,8 @@ from django.utils import timezone
 
 from features.models import Stage, Workspace
 from pipeline.health import check_broker
-from pipeline.models import WORKER_STALE_AFTER, Run, WorkerHeartbeat
+from pipeline.models import WORKER_STALE_AFTER, BulkAction, Run, WorkerHeartbeat
+from pipeline.providers import provider_names
 
 RUNS_PER_PAGE = 50
 FAILURE_WINDOW = timedelta(hours=1)
@@ -250,3 +251,38 @@ def status_context(workspace: Workspace) -> dict[str, Any]:
     """What the polled fragment shows: summary counts and the workers."""
     now = timezone.now()
     return {"summary": summary(workspace, now), "workers": workers(workspace, now), "now": now}
+
+
+# --- Bulk actions -------------------------------------------------------------------------------
+
+RECENT_BULK_ACTIONS = 5
+
+
+@dataclass(frozen=True)
+class BulkPanel:
+    """The bulk panel's choices and the workspace's latest jobs."""
+
+    actions: list[tuple[str, str]]
+    statuses: list[tuple[str, str]]
+    error_kinds: list[tuple[str, str]]
+    providers: list[str]
+    jobs: list[BulkAction]
+
+
+def bulk_panel(workspace: Workspace) -> BulkPanel:
+    used = Run.objects.filter(workspace=workspace).values_list("provider", flat=True).distinct()
+    return BulkPanel(
+        actions=list(BulkAction.Action.choices),
+        statuses=[
+            (value, label)
+            for value, label in Run.Status.choices
+            if value not in (Run.Status.SUCCEEDED,)
+        ],
+        error_kinds=[(value, label) for value, label in Run.ErrorKind.choices if value],
+        providers=sorted({*provider_names(), *used} - {""}),
+        jobs=list(
+            BulkAction.objects.filter(workspace=workspace)
+            .select_related("actor")
+            .order_by("-created_at", "-id")[:RECENT_BULK_ACTIONS]
+        ),
+    )

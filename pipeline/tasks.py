@@ -9,7 +9,7 @@ from typing import Any
 from celery import Task, shared_task
 from django.db import InterfaceError, OperationalError
 
-from pipeline import engine, executor, retention
+from pipeline import bulk, engine, executor, retention
 from pipeline.worker_signals import record_worker_heartbeat
 
 logger = logging.getLogger(__name__)
@@ -33,7 +33,18 @@ def execute_run(self: Task, run_id: int) -> None:
 @shared_task(name="pipeline.sweep")
 def sweep() -> dict[str, Any] | None:
     """Beat's recovery sweeps (dispatch and rescue), when no other sweeper just ran them."""
-    return engine.sweep_if_due("beat")
+    result = engine.sweep_if_due("beat")
+    if result is not None:
+        result["bulk_resent"] = bulk.resume_stale()
+    return result
+
+
+@shared_task(name="pipeline.process_bulk_action", acks_late=True, reject_on_worker_lost=True)
+def process_bulk_action(job_id: int) -> None:
+    """One chunk of a bulk action's runs; the next chunk is a new message, so a long job never
+    holds a worker and a dead one loses at most the item it was on (rolled back, redone)."""
+    if bulk.process_chunk(job_id):
+        bulk.send(job_id)
 
 
 # The tasks older beat schedules send; kept so their messages still do the work.
@@ -56,6 +67,7 @@ def prune_history() -> dict[str, int]:
 __all__ = [
     "dispatch_stale_queued",
     "execute_run",
+    "process_bulk_action",
     "prune_history",
     "record_worker_heartbeat",
     "rescue_stale_running",

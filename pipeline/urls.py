@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from django.urls import path
 
+from pipeline.views import bulk as bulk_views
 from pipeline.views import runs as views
 
 app_name = "pipeline"
@@ -14,4 +15,9 @@ urlpatterns = [
     path("w/<slug:slug>/runs/status", views.runs_status, name="runs_status"),
     path("w/<slug:slug>/runs/<int:pk>/rescue", views.rescue_run, name="rescue"),
     path("w/<slug:slug>/runs/<int:pk>/cancel", views.cancel_run, name="cancel"),
+    # Bulk actions by filter
+    path("w/<slug:slug>/runs/bulk/preview", bulk_views.bulk_preview, name="bulk_preview"),
+    path("w/<slug:slug>/runs/bulk/", bulk_views.bulk_start, name="bulk_start"),
+    path("w/<slug:slug>/runs/bulk/<int:pk>", bulk_views.bulk_job, name="bulk_job"),
+    path("w/<slug:slug>/runs/bulk/<int:pk>/cancel", bulk_views.bulk_cancel, name="bulk_cancel"),
 ]

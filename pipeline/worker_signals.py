@@ -56,13 +56,14 @@ def record_worker_heartbeat(worker_id: str, concurrency: int) -> None:
 
 
 def _loop(worker_id: str, concurrency: int) -> None:
-    from pipeline import engine
+    from pipeline import bulk, engine
 
     while True:
         try:
             close_old_connections()
             record_worker_heartbeat(worker_id, concurrency)
-            engine.sweep_if_due(worker_id)
+            if engine.sweep_if_due(worker_id) is not None:
+                bulk.resume_stale()  # under the same lease: one sweeper re-sends stale jobs
         except Exception:  # keep beating through a database restart
             logger.warning("worker heartbeat failed", exc_info=True)
         finally:

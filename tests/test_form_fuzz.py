@@ -84,6 +84,8 @@ def _rows(prefix: str, names: tuple[str, ...], count: int = 2) -> tuple[str, ...
 STEP: tuple[str, ...] = ("skill", "skill_id", "params", "input_mapping", "output_mapping")
 STEP += ("provider", "model", "timeout_seconds", "retry_count")
 GATE = ("name", "type", "config", "required", "failure_message")
+BULK_FILTER: tuple[str, ...] = ("status", "stage", "error_kind", "provider", "created_after")
+BULK_FILTER += ("created_before", "finished_after", "finished_before")
 
 ENDPOINTS: dict[str, Endpoint] = {
     "features:home": Endpoint(lambda o: "/", (), "get"),
@@ -147,6 +149,14 @@ ENDPOINTS: dict[str, Endpoint] = {
     "pipeline:runs_status": Endpoint(lambda o: f"/w/{o['slug']}/runs/status", (), "get"),
     "pipeline:rescue": Endpoint(lambda o: f"/w/{o['slug']}/runs/{o['run']}/rescue", ()),
     "pipeline:cancel": Endpoint(lambda o: f"/w/{o['slug']}/runs/{o['run']}/cancel", ()),
+    "pipeline:bulk_preview": Endpoint(
+        lambda o: f"/w/{o['slug']}/runs/bulk/preview", ("action", *BULK_FILTER), "get"
+    ),
+    "pipeline:bulk_start": Endpoint(
+        lambda o: f"/w/{o['slug']}/runs/bulk/", ("action", "expected_count", *BULK_FILTER)
+    ),
+    "pipeline:bulk_job": Endpoint(lambda o: f"/w/{o['slug']}/runs/bulk/1", (), "get"),
+    "pipeline:bulk_cancel": Endpoint(lambda o: f"/w/{o['slug']}/runs/bulk/1/cancel", ()),
     "skills:catalog": Endpoint(lambda o: f"/w/{o['slug']}/skills/", (), "get"),
     "skills:import": Endpoint(lambda o: f"/w/{o['slug']}/skills/import", ("bundle",)),
     "skills:export": Endpoint(lambda o: f"/w/{o['slug']}/skills/{o['skill']}/export", (), "get"),

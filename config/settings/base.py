@@ -254,6 +254,10 @@ RUNWAY_CANCEL_CHECK_SECONDS = float(env_str("RUNWAY_CANCEL_CHECK_SECONDS", "1"))
 RUNWAY_RESCUE_AFTER_SECONDS = env_int("RUNWAY_RESCUE_AFTER_SECONDS", 60)
 RUNWAY_DISPATCH_AFTER_SECONDS = env_int("RUNWAY_DISPATCH_AFTER_SECONDS", 30)
 RUNWAY_SWEEP_SECONDS = env_int("RUNWAY_SWEEP_SECONDS", 10)
+# Bulk actions (retry/cancel/rescue by filter): a job works through this many runs per task
+# message, and a queued or running job silent this long is re-sent by the recovery sweep.
+RUNWAY_BULK_CHUNK = env_int("RUNWAY_BULK_CHUNK", 25)
+RUNWAY_BULK_STALE_SECONDS = env_int("RUNWAY_BULK_STALE_SECONDS", 60)
 # /healthz fails when no sweeper (beat or a worker) finished the sweeps for this long.
 RUNWAY_SWEEP_LATE_SECONDS = env_int("RUNWAY_SWEEP_LATE_SECONDS", 60)
 # Beyond its own timeout a step gets this long to stop by itself; then its run is requeued

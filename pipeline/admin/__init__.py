@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from pipeline.admin import batches, cards, runs
+from pipeline.admin import batches, bulk, cards, runs
 
-__all__ = ["batches", "cards", "runs"]
+__all__ = ["batches", "bulk", "cards", "runs"]

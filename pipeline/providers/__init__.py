@@ -35,3 +35,8 @@ def get_provider(name: str) -> Provider:
 
 def register_provider(provider: Provider) -> None:
     _PROVIDERS[provider.name] = provider
+
+
+def provider_names() -> list[str]:
+    """Every provider name a recipe may carry here, sorted (registered ones included)."""
+    return sorted({*_PROVIDERS, *_LAZY})

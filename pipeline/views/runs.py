@@ -44,6 +44,8 @@ def runs_page(request: HtmxHttpRequest, slug: str) -> HttpResponse:
         "filters": filters,
         "runs": queries.runs_page(workspace, filters, request.GET.get("page")),
     }
+    if membership.is_admin and not request.htmx:
+        context["bulk"] = queries.bulk_panel(workspace)
     # A history restore after a cache miss needs the whole page, not the table it once swapped.
     if request.htmx and not request.htmx.history_restore_request:
         return render(request, "pipeline/runs.html#runs-table", context)

@@ -32,9 +32,9 @@ from config.jsonlimits import loads_limited
 from features import access
 from features.actions import NOTE_MAX, FeatureError, check_text
 from features.models import Feature, Stage, Workspace
-from pipeline import engine, tree_queries
+from pipeline import bulk, engine, tree_queries
 from pipeline.health import check_broker
-from pipeline.models import Batch, Run, WorkerHeartbeat
+from pipeline.models import Batch, BulkAction, Run, WorkerHeartbeat
 
 
 def feature_dict(feature: Feature, *, children: bool = False) -> dict[str, Any]:
@@ -199,6 +199,23 @@ class Command(BaseCommand):
         health.add_argument("--set", dest="config", help='JSON, e.g. \'{"type": "http", ...}\'.')
         health.add_argument("--clear", action="store_true", help="Remove the card's check.")
 
+        bulk_parser = sub.add_parser(
+            "bulk",
+            help="Retry, cancel or rescue every run matching a filter: a dry run (count and "
+            "sample) unless --confirm gives that count.",
+        )
+        bulk_parser.add_argument("bulk_action", metavar="retry|cancel|rescue")
+        bulk_parser.add_argument("--workspace")
+        for name in bulk.FIELDS:
+            bulk_parser.add_argument(f"--{name.replace('_', '-')}", dest=name, default="")
+        bulk_parser.add_argument(
+            "--confirm", type=int, metavar="COUNT", help="Act, if COUNT runs still match."
+        )
+
+        bulk_job = sub.add_parser("bulk-job", help="A bulk action's progress; or stop it.")
+        bulk_job.add_argument("id", type=int)
+        bulk_job.add_argument("--stop", action="store_true")
+
         # Global options after the action too: SUPPRESS keeps a value given before it.
         for action in sub.choices.values():
             action.add_argument("--as", dest="as_user", default=SUPPRESS, help=SUPPRESS)
@@ -215,7 +232,7 @@ class Command(BaseCommand):
         self.queued: Run | None = None
         try:
             self.actor = self._actor(options.get("as_user"))
-            getattr(self, f"do_{options['action']}")(options)
+            getattr(self, f"do_{options['action'].replace('-', '_')}")(options)
         except CommandError:
             raise
         except (FeatureError, engine.EngineError) as exc:
@@ -543,6 +560,90 @@ class Command(BaseCommand):
         for group in tree.groups:
             lines += group_lines(group, subtasks=bool(options["status"] or options["kind"]))
         self._emit(options, tree.as_dict(), "\n".join(lines))
+
+    # --- bulk actions -------------------------------------------------------------------------
+
+    def _admin_workspace(self, slug: str | None) -> Workspace:
+        workspace = self._workspace(slug)
+        if self.actor is not None:
+            access.get_workspace(self.actor, workspace.slug, admin=True)  # owners and admins
+        return workspace
+
+    def do_bulk(self, options: dict[str, Any]) -> None:
+        workspace = self._admin_workspace(options["workspace"])
+        raw = {name: options[name] for name in bulk.FIELDS}
+        try:
+            action = bulk.parse_action(options["bulk_action"])
+            run_filter = bulk.parse_filter(raw, workspace, action)
+            if options["confirm"] is None:
+                self._emit_preview(options, bulk.preview(workspace, action, run_filter))
+                return
+            job = bulk.start_bulk_action(
+                workspace,
+                self.actor,
+                action,
+                run_filter,
+                expected_count=options["confirm"],
+                source="cli",
+            )
+        except bulk.BadFilter as exc:
+            flag = "" if exc.field in ("action", "filter") else f"--{exc.field.replace('_', '-')}: "
+            raise CommandError(f"{flag}{exc.message}") from exc
+        except bulk.BulkError as exc:
+            raise CommandError(exc.message) from exc
+        text = (
+            f"Started bulk {job.action} #{job.pk} of {job.total} run{'s' if job.total != 1 else ''}"
+            f"; follow it with `manage.py pipeline bulk-job {job.pk}`"
+        )
+        self._emit(options, bulk.job_dict(job), text)
+
+    def _emit_preview(self, options: dict[str, Any], preview: bulk.Preview) -> None:
+        lines = [
+            f"{preview.count} run{'s' if preview.count != 1 else ''} to {preview.action} "
+            f"({preview.filter.describe()})"
+        ]
+        lines += [
+            f"  #{r.pk:<5} {r.stage.key:<14} {r.status:<10} {r.error_kind or '-':<10} "
+            f"{r.provider or '-':<10} {r.created_at:%Y-%m-%d %H:%M}  {r.feature.title}"
+            for r in preview.sample
+        ]
+        if preview.count > len(preview.sample):
+            lines.append(f"  … and {preview.count - len(preview.sample)} more")
+        if preview.count:
+            lines.append(f"Act on them with --confirm {preview.count}.")
+        data = {
+            "action": preview.action,
+            "filter": preview.filter.as_dict(),
+            "count": preview.count,
+            "sample": [run_dict(r) | {"feature": r.feature_id} for r in preview.sample],
+        }
+        self._emit(options, data, "\n".join(lines))
+
+    def do_bulk_job(self, options: dict[str, Any]) -> None:
+        job = (
+            BulkAction.objects.select_related("workspace", "actor").filter(pk=options["id"]).first()
+        )
+        if job is None:
+            raise CommandError(f"No bulk action #{options['id']}.")
+        if self.actor is not None:
+            try:
+                access.get_workspace(self.actor, job.workspace.slug, admin=options["stop"])
+            except Http404:
+                raise CommandError(f"No bulk action #{options['id']}.") from None
+        if options["stop"]:
+            try:
+                job = bulk.cancel_bulk_action(job, self.actor)
+            except bulk.BulkError as exc:
+                raise CommandError(exc.message) from exc
+        lines = [bulk.progress_line(job)]
+        if job.error:
+            lines.append(f"  {job.error}")
+        lines += [
+            f"  #{line.run_id:<5} {line.outcome:<8} {line.message}"
+            for line in bulk.item_lines(job, limit=50)
+            if line.outcome != "pending"
+        ]
+        self._emit(options, bulk.job_dict(job, items=True), "\n".join(lines))
 
 
 def counts_line(counts: tree_queries.Counts) -> str:
