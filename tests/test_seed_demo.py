@@ -39,7 +39,7 @@ def test_it_creates_a_viewer_who_can_look_but_not_change(seeded):
     client = Client()
     assert client.login(username="viewer", password="viewer")
     assert client.get("/w/quick/").status_code == 200
-    card = Feature.objects.filter(workspace__slug="quick").first()
+    card = Feature.objects.filter(workspace__slug="quick").order_by("pk")[0]
     assert client.post(f"/features/{card.pk}/launch").status_code == 403
 
 
