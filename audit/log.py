@@ -17,10 +17,11 @@ as the change so a rolled-back change leaves no entry.
 
 Shapes:
 - `action`: a dotted lower-case slug "<thing>.<verb>", at most 40 characters. In use:
-  run.launch, run.stop, run.retry, run.decision, run.rescue, run.cancel, card.move,
-  recipe.change, skill.vet, skill.import, budget.change, settings.change, member.add,
-  member.role, member.remove, invitation.create, invitation.accept, invitation.revoke,
-  workspace.create, bulk.retry, bulk.cancel, bulk.rescue.
+  run.launch, run.stop (a cancel too), run.retry (a rerun too), run.decision ({"decision":
+  "start" | "accept" | "reject"}), run.rescue, card.move, recipe.change, skill.vet,
+  budget.change, settings.change, workspace.create, member.add, member.role, member.remove,
+  invitation.create, invitation.accept, invitation.revoke. New kinds need no registration:
+  the audit page lists the actions a workspace's log holds.
 - `target`: a model instance (type = its model name, e.g. "feature", "run"; id = its pk;
   label = str(instance)), a `Target(type, id, label)` for anything else, or None.
 - `changes`: a JSON object. For field edits use {"field": {"before": x, "after": y}} (see

@@ -202,3 +202,14 @@ def test_the_page_escapes_what_people_typed(story):
     assert "<script>alert(1)</script>" not in page
     assert "&lt;script&gt;" in page
     assert "<b>x</b>" not in page
+
+
+def test_long_changes_are_shortened_on_the_page_but_whole_in_the_export(story):
+    prompt = "Write the architecture. " * 100
+    log(story, story.owner, "recipe.change", prompt={"before": "", "after": prompt})
+    client = story.client_for(story.owner)
+    page = client.get(url(story)).content.decode()
+    assert prompt not in page
+    assert "Write the architecture." in page
+    (_, row) = rows(client.get(csv_url(story)))
+    assert prompt.strip() in row[6]
