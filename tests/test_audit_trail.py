@@ -230,3 +230,19 @@ def test_a_refused_settings_change_logs_nothing(story):
     )
     assert response.status_code == 403
     assert not AuditEntry.objects.exists()
+
+
+def test_a_new_prompt_is_a_logged_recipe_change(story):
+    recipe = StageRecipe.objects.get(stage__workspace=story.workspace, stage__key="architecture")
+    step = recipe.steps.select_related("skill").order_by("order")[0]
+    old = step.skill.prompt_template
+    response = story.client_for(story.owner).post(
+        f"/w/{story.workspace.slug}/recipes/architecture/prompts/{step.skill.pk}",
+        {"prompt": old + "\nBe brief."},
+    )
+    assert response.status_code == 302
+
+    entry = only_entry()
+    assert (entry.action, entry.target_type) == ("recipe.change", "skill")
+    assert entry.changes == {"prompt": {"before": old, "after": old + "\nBe brief."}}
+    assert entry.workspace_id == story.workspace.pk

@@ -90,3 +90,24 @@ def test_invitations_and_the_log_are_read_only(story, console):
         console.post(admin_url(AuditEntry, "delete", entry.pk), {"post": "yes"}).status_code == 403
     )
     assert AuditEntry.objects.filter(pk=entry.pk).exists()
+
+
+def test_a_run_retried_from_the_admin_is_logged_as_admin(story, console, no_enqueue):
+    from pipeline.models import Run
+    from tests.engine_helpers import card, stage
+
+    feature = card(story.workspace, at="architecture")
+    failed = Run.objects.create(
+        workspace=story.workspace,
+        feature=feature,
+        stage=stage(story.workspace, "architecture"),
+        status=Run.Status.FAILED,
+        attempt=1,
+    )
+    with no_enqueue():
+        console.post(
+            admin_url(Run, "changelist"), {"action": "retry_runs", "_selected_action": [failed.pk]}
+        )
+
+    entry = AuditEntry.objects.get()
+    assert (entry.action, entry.actor_label, entry.source) == ("run.retry", "root", "admin")
