@@ -228,13 +228,17 @@ def revoke_invitation(invitation: Invitation, *, by: User) -> Invitation:
 # --- Roles and removal -------------------------------------------------------------------------
 
 
+def _lock_people_of(workspace_id: int) -> None:
+    """Role changes and removals in one workspace take turns (its row is the lock), so two
+    owners stepping down at once cannot both pass the last-owner check, nor deadlock."""
+    Workspace.objects.select_for_update().filter(pk=workspace_id).values_list("pk").first()
+
+
 def _check_owner_left(membership: Membership) -> None:
-    """Refuse to leave a workspace without owners (call with the membership row locked)."""
+    """Refuse to leave a workspace without owners (call under _lock_people_of)."""
     if membership.role != Role.OWNER:
         return
-    owners = Membership.objects.select_for_update().filter(
-        workspace_id=membership.workspace_id, role=Role.OWNER
-    )
+    owners = Membership.objects.filter(workspace_id=membership.workspace_id, role=Role.OWNER)
     if owners.count() <= 1:
         raise MemberError("A workspace needs an owner: make someone else owner first.")
 
@@ -248,6 +252,7 @@ def change_role(membership: Membership, role: str, *, by: User) -> Membership:
     _check_role(role)
     acting = _membership_of(by, membership.workspace)
     with transaction.atomic():
+        _lock_people_of(membership.workspace_id)
         locked = Membership.objects.select_for_update().select_related("user", "workspace")
         membership = locked.get(pk=membership.pk)
         if membership.role == role:
@@ -279,6 +284,7 @@ def remove_member(membership: Membership, *, by: User) -> None:
     leaving = membership.user_id == by.pk
     acting = membership if leaving else _membership_of(by, workspace)
     with transaction.atomic():
+        _lock_people_of(workspace.pk)
         locked = Membership.objects.select_for_update().select_related("user", "workspace")
         membership = locked.get(pk=membership.pk)
         if membership.role == Role.OWNER and acting.role != Role.OWNER:
