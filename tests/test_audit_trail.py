@@ -246,3 +246,30 @@ def test_a_new_prompt_is_a_logged_recipe_change(story):
     assert (entry.action, entry.target_type) == ("recipe.change", "skill")
     assert entry.changes == {"prompt": {"before": old, "after": old + "\nBe brief."}}
     assert entry.workspace_id == story.workspace.pk
+
+
+def test_a_tree_launch_and_its_batch_stop_are_logged(product_story, eager, no_enqueue):
+    from tests.tree_helpers import epic_with_stories
+
+    parent = epic_with_stories(product_story, eager)
+    before = set(AuditEntry.objects.values_list("pk", flat=True))
+    client = product_story.client_for(product_story.teammate)
+    with no_enqueue():
+        started = engine.launch_tree(parent, product_story.teammate)
+        response = client.post(
+            f"/w/{product_story.workspace.slug}/batches/{started.batch.pk}/stop",
+            HTTP_HX_REQUEST="true",
+        )
+    assert response.status_code == 200
+
+    launch, stop = AuditEntry.objects.exclude(pk__in=before).order_by("id")
+    assert (launch.action, launch.target_id) == ("run.launch", str(parent.pk))
+    assert launch.changes["how"] == "launch_tree"
+    assert launch.changes["batch"] == started.batch.pk
+    assert sorted(launch.changes["runs"]) == sorted(r.pk for r in started.runs)
+    assert (stop.action, stop.target_type, stop.target_id) == (
+        "run.stop",
+        "batch",
+        str(started.batch.pk),
+    )
+    assert stop.changes["stopped"] == len(started.runs)
