@@ -119,7 +119,7 @@ def test_a_decision_is_logged(story, pending, action, decision, no_enqueue):
     assert (entry.action, entry.actor, entry.changes) == (
         "run.decision",
         story.owner,
-        {"decision": decision},
+        {"decision": decision, "stage": "architecture"},
     )
     assert entry.target_id == str(pending.pk)
 
@@ -136,7 +136,10 @@ def test_starting_a_waiting_run_is_a_logged_decision(story, no_enqueue):
         assert card_action(story.client_for(story.teammate), feature, "start").status_code == 200
 
     entry = only_entry()
-    assert (entry.action, entry.changes) == ("run.decision", {"decision": "start"})
+    assert (entry.action, entry.changes) == (
+        "run.decision",
+        {"decision": "start", "stage": "architecture"},
+    )
     assert entry.target_id == str(waiting.pk)
 
 

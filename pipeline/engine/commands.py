@@ -301,7 +301,7 @@ def start_run(run: Run, user: User | None) -> Run:
             feature.workspace_id,
             "run.decision",
             audit_trail.run_target(run, feature),
-            {"decision": "start"},
+            {"decision": "start", "stage": run.stage.key},
         )
         transaction.on_commit(partial(enqueue, run.pk), robust=True)
     run.refresh_from_db()
@@ -323,7 +323,7 @@ def accept_run(run: Run, user: User | None) -> Run | None:
             feature.workspace_id,
             "run.decision",
             audit_trail.run_target(run, feature),
-            {"decision": "accept"},
+            {"decision": "accept", "stage": run.stage.key},
         )
         if has_active_run(feature) or feature.stage_id != run.stage_id:
             next_run = None  # the card moved on and has other work: the decision is recorded
@@ -347,7 +347,7 @@ def reject_run(run: Run, user: User | None, reason: str = "") -> None:
             feature.workspace_id,
             "run.decision",
             audit_trail.run_target(run, feature),
-            {"decision": "reject"} | ({"reason": reason} if reason else {}),
+            {"decision": "reject", "stage": run.stage.key} | ({"reason": reason} if reason else {}),
         )
         append_log(run.pk, note, level=RunLog.Level.WARNING)
         run_ended(run.pk)
