@@ -26,3 +26,22 @@ def acting_from(source: str) -> Iterator[None]:
         yield
     finally:
         _source.reset(token)
+
+
+_summarised: ContextVar[bool] = ContextVar("audit_summarised", default=False)
+
+
+def summarised() -> bool:
+    """True inside `summarised_by_caller`: commands below should not write their own entry."""
+    return _summarised.get()
+
+
+@contextmanager
+def summarised_by_caller() -> Iterator[None]:
+    """The caller writes one entry for many commands (a bulk retry of 40 runs is one
+    "bulk.retry"), so the per-command entries the engine would write are left out."""
+    token = _summarised.set(True)
+    try:
+        yield
+    finally:
+        _summarised.reset(token)

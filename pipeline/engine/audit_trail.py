@@ -12,7 +12,7 @@ from typing import Any
 
 from django.contrib.auth.models import User
 
-from audit.context import current_source
+from audit.context import current_source, summarised
 from audit.log import Target, record
 from features.models import Feature, Workspace
 from pipeline.models import Batch, Run
@@ -38,6 +38,8 @@ def by_person(
     target: Target,
     changes: dict[str, Any] | None = None,
 ) -> None:
+    if summarised():
+        return  # a bulk action: its own entry covers every run it touched
     # The CLI without --as is an operator at a shell: a person, though not a user.
     operator = user is None and current_source() == "cli"
     if user is None and not operator:
