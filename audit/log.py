@@ -17,16 +17,18 @@ as the change so a rolled-back change leaves no entry.
 
 Shapes:
 - `action`: a dotted lower-case slug "<thing>.<verb>", at most 40 characters. In use:
-  run.launch, run.stop, run.retry, run.decision, run.rescue, run.cancel, card.move,
-  recipe.change, skill.vet, skill.import, budget.change, settings.change, member.add,
-  member.role, member.remove, invitation.create, invitation.accept, invitation.revoke,
-  workspace.create, bulk.retry, bulk.cancel, bulk.rescue.
+  run.launch, run.stop (a cancel too), run.retry (a rerun too), run.decision ({"decision":
+  "start" | "accept" | "reject"}), run.rescue, card.move, recipe.change, skill.vet,
+  budget.change, settings.change, workspace.create, member.add, member.role, member.remove,
+  invitation.create, invitation.accept, invitation.revoke. New kinds need no registration:
+  the audit page lists the actions a workspace's log holds.
 - `target`: a model instance (type = its model name, e.g. "feature", "run"; id = its pk;
   label = str(instance)), a `Target(type, id, label)` for anything else, or None.
 - `changes`: a JSON object. For field edits use {"field": {"before": x, "after": y}} (see
   `changed`); for events, whatever describes them ({"stage": "spec", "provider": "offline"}).
   Decimals, dates and UUIDs are stored as strings (DjangoJSONEncoder).
-- `source`: "web", "api", "cli", "admin", "email" or "system".
+- `source`: "web", "api", "cli", "admin", "email" or "system"; None (the default) takes the
+  door in context (see audit.context), so code below the door need not know it.
 - `actor`: the user who acted; None or an anonymous user for the system (label "system").
 """
 
@@ -39,6 +41,7 @@ from typing import TYPE_CHECKING, Any
 
 from django.db import models
 
+from audit.context import current_source
 from audit.models import AuditEntry
 
 if TYPE_CHECKING:
@@ -70,13 +73,18 @@ def record(
     action: str,
     target: models.Model | Target | None = None,
     changes: Mapping[str, Any] | None = None,
-    source: str = "web",
+    source: str | None = None,
+    actor_label: str | None = None,
 ) -> AuditEntry:
     """Append one entry to `workspace`'s audit log and return it.
 
     Raises ValueError for an action that is not a dotted slug, an unknown source or changes
-    that are not a mapping: these are programming errors, never user input.
+    that are not a mapping: these are programming errors, never user input. Without `source`
+    the entry takes the door in context (`audit.context.current_source`: "api" under /api/,
+    "admin" under /admin/, "cli" in the CLI, else "web"). `actor_label` overrides the name
+    shown for the actor (default: the username, or "system" without a person).
     """
+    source = source or current_source()
     if len(action) > 40 or not _ACTION.match(action):
         raise ValueError(f"Audit action must be a dotted slug like 'run.launch', not {action!r}.")
     if source not in _SOURCES:
@@ -98,7 +106,10 @@ def record(
         # By id: the log knows workspaces and users only as foreign keys (it imports no app).
         workspace_id=workspace.pk,
         actor_id=actor.pk if is_person else None,  # type: ignore[union-attr]
-        actor_label=_clip(actor.get_username(), "actor_label") if is_person else "system",  # type: ignore[union-attr]
+        actor_label=_clip(
+            actor_label or (actor.get_username() if is_person else "system"),  # type: ignore[union-attr]
+            "actor_label",
+        ),
         action=action,
         target_type=_clip(target_type, "target_type"),
         target_id=_clip(target_id, "target_id"),

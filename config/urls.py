@@ -23,4 +23,5 @@ urlpatterns = [
     path("", include("skills.urls")),
     path("", include("pipeline.card_urls")),
     path("", include("notifications.urls")),
+    path("", include("features.people_urls")),
 ]

@@ -11,15 +11,17 @@ from typing import Any
 from django import forms
 from django.contrib import admin
 from django.contrib.auth.models import User
-from django.db.models import Model
+from django.db.models import Model, QuerySet
 from django.forms import ModelChoiceField
 from django.http import HttpRequest
 
+from audit.log import Target, record
 from features.models import (
     ApiToken,
     Artifact,
     Dependency,
     HealthCheckResult,
+    Invitation,
     Membership,
     Stage,
     StageTransition,
@@ -75,6 +77,70 @@ class MembershipAdmin(admin.ModelAdmin):
     list_select_related = ("user", "workspace")
     autocomplete_fields = ("user", "workspace")
     readonly_fields = ("created_at",)
+
+    # Saved and deleted one by one (never a queryset update/delete): the Membership signals
+    # that end a removed person's open pages fire, and each change is in the audit log.
+    def save_model(self, request: HttpRequest, obj: Membership, form: Any, change: bool) -> None:
+        before = Membership.objects.filter(pk=obj.pk).values_list("role", flat=True).first()
+        super().save_model(request, obj, form, change)
+        target = Target("user", obj.user_id, obj.user.get_username())
+        if not change:
+            record(
+                workspace=obj.workspace,
+                actor=operator(request),
+                action="member.add",
+                target=target,
+                changes={"role": obj.role},
+            )
+        elif before != obj.role:
+            record(
+                workspace=obj.workspace,
+                actor=operator(request),
+                action="member.role",
+                target=target,
+                changes={"role": {"before": before, "after": obj.role}},
+            )
+
+    def delete_model(self, request: HttpRequest, obj: Membership) -> None:
+        workspace, target = obj.workspace, Target("user", obj.user_id, obj.user.get_username())
+        role = obj.role
+        super().delete_model(request, obj)
+        record(
+            workspace=workspace,
+            actor=operator(request),
+            action="member.remove",
+            target=target,
+            changes={"role": role},
+        )
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Membership]) -> None:
+        for membership in queryset.select_related("user", "workspace"):
+            self.delete_model(request, membership)
+
+
+@admin.register(Invitation)
+class InvitationAdmin(admin.ModelAdmin):
+    """Read-only: invitations are made on the Members page, where the link is shown once."""
+
+    list_display = [
+        "pk",
+        "workspace",
+        "role",
+        "created_by",
+        "created_at",
+        "expires_at",
+        "accepted_by",
+        "revoked_at",
+    ]
+    list_filter = ("role", "workspace")
+    list_select_related = ("workspace", "created_by", "accepted_by")
+    exclude = ("key_hash",)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
+        return False
 
 
 @admin.register(Stage)

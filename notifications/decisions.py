@@ -5,7 +5,7 @@ and age (links.read), the nonce never used before (UsedLink, unique), the person
 and still a member who may decide (owner, admin or member — not a viewer), and the run still
 waiting for this decision. The decision itself goes through the engine's own commands
 (accept_run / reject_run / start_run) as that person, so the run's history names them, and
-the audit log gets a ``run.decision`` (or ``run.start``) entry with source ``email``, in the
+the engine's own audit entry (``run.decision``, with the decision) says source ``email``, in the
 same transaction.
 """
 
@@ -19,7 +19,7 @@ from django.shortcuts import render
 from django.utils.cache import add_never_cache_headers
 from django.views.decorators.http import require_http_methods
 
-from audit.log import record
+from audit.context import acting_from
 from features.models import Membership
 from features.views.common import HtmxHttpRequest
 from notifications.links import Claim, LinkProblem, read
@@ -99,27 +99,17 @@ def _act(claim: Claim, user: User, reason: str) -> Run:
         except IntegrityError:
             raise Refusal("This link was already used; a link works only once.", 410) from None
         try:
-            if claim.action == "start":
-                engine.start_run(run, user)
-            elif claim.action == "accept":
-                engine.accept_run(run, user)
-            else:
-                engine.reject_run(run, user, reason)
+            # The engine writes the audit entry (one per decision, whatever the door); this
+            # door only says it is the email link.
+            with acting_from("email"):
+                if claim.action == "start":
+                    engine.start_run(run, user)
+                elif claim.action == "accept":
+                    engine.accept_run(run, user)
+                else:
+                    engine.reject_run(run, user, reason)
         except engine.EngineError as exc:
             raise Refusal(str(exc), 409) from None
-        record(
-            workspace=run.workspace,
-            actor=user,
-            action="run.start" if claim.action == "start" else "run.decision",
-            target=run,
-            changes={
-                "decision": claim.action,
-                "reason": reason,
-                "stage": run.stage.key,
-                "link": "personal" if claim.user_id is not None else "channel",
-            },
-            source="email",
-        )
     return run
 
 

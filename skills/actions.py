@@ -11,7 +11,9 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from audit.log import Target
 from features.models import Workspace
+from pipeline.engine.audit_trail import by_person
 from pipeline.models import Run
 from skills.catalog import SkillDefinition
 from skills.models import Gate, RecipeStep, Skill, StageRecipe
@@ -24,10 +26,31 @@ class SkillError(Exception):
     """A change to a skill or recipe that cannot be made, with a message a person can act on."""
 
 
+def _skill_target(skill: Skill) -> Target:
+    return Target("skill", skill.pk, f"{skill.slug} v{skill.version}")
+
+
+def _workspaces_using(skill: Skill) -> list[int]:
+    """The workspaces whose log hears of a change to this skill: its own, or every one for a
+    built-in skill (all of them may use it)."""
+    if skill.workspace_id is not None:
+        return [skill.workspace_id]
+    return list(Workspace.objects.order_by("pk").values_list("pk", flat=True))
+
+
 def do_set_trust(skill: Skill, trust: str, user: User | None) -> Skill:
     """Vetting is a person's decision: who and when are recorded, and forgotten on withdrawal."""
     if trust not in Skill.Trust.values:
         raise SkillError(f"Unknown trust {trust!r}; use one of {', '.join(Skill.Trust.values)}.")
+    if trust != skill.trust:
+        for workspace_id in _workspaces_using(skill):
+            by_person(
+                user,
+                workspace_id,
+                "skill.vet",
+                _skill_target(skill),
+                {"trust": {"before": skill.trust, "after": trust}},
+            )
     vetted = trust == Skill.Trust.VETTED
     skill.trust = trust
     skill.vetted_by = user if vetted else None
@@ -137,6 +160,14 @@ def do_edit_prompt(
         if into is not None:
             steps = steps.filter(recipe__stage__workspace=into)
         steps.update(skill=new)
+        for workspace_id in [into.pk] if into is not None else _workspaces_using(skill):
+            by_person(
+                user,
+                workspace_id,
+                "recipe.change",
+                _skill_target(new),
+                {"prompt": {"before": skill.prompt_template, "after": prompt}},
+            )
     return new
 
 
@@ -164,12 +195,15 @@ def do_save_recipe(
     settings: RecipeSettings,
     steps: Sequence[StepDraft] | None = None,
     gates: Sequence[GateDraft] | None = None,
+    *,
+    user: User | None = None,
 ) -> Validation:
     """Save a stage's recipe: the one writer for recipes (editor, API, admin).
 
     `steps` / `gates` None keep them as they are. Nothing is written when validation finds an
     error; changing the steps or gates of a stage with runs in progress is refused too
-    (``busy``: those runs read them), while its settings may change at any time.
+    (``busy``: those runs read them), while its settings may change at any time. A change by
+    `user` is written to the workspace's audit log (recipe.change, with what changed).
     """
     check = validate_recipe(
         recipe,
@@ -200,9 +234,33 @@ def do_save_recipe(
             )
             check.busy = True
             return check
+        before = vars(RecipeSettings.of(recipe))
         for name, value in vars(settings).items():
             setattr(recipe, name, value)
         recipe.save()
+        changes: dict[str, object] = {
+            name: {"before": before[name], "after": value}
+            for name, value in vars(settings).items()
+            if before[name] != value
+        }
+        if new_steps and steps is not None:
+            changes["steps"] = {
+                "before": [s.slug for s in current_steps],
+                "after": [s.slug for s in steps],
+            }
+        if new_gates and gates is not None:
+            changes["gates"] = {
+                "before": [g.name for g in current_gates],
+                "after": [g.name for g in gates],
+            }
+        if changes:
+            by_person(
+                user,
+                recipe.stage.workspace_id,
+                "recipe.change",
+                Target("recipe", recipe.pk, f"{recipe.stage.name} recipe"),
+                changes,
+            )
         if new_steps and steps is not None:
             recipe.steps.all().delete()
             RecipeStep.objects.bulk_create(

@@ -254,7 +254,9 @@ class StageRecipeAdmin(admin.ModelAdmin):
         saving = recipe
         if recipe.pk is None:
             saving = StageRecipe(stage=recipe.stage)
-        check = do_save_recipe(saving, RecipeSettings.of(recipe), steps, gates)
+        check = do_save_recipe(
+            saving, RecipeSettings.of(recipe), steps, gates, user=operator(request)
+        )
         if check.errors:
             self.message_user(request, f"Not saved: {' '.join(check.errors)}", messages.ERROR)
             return

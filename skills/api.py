@@ -461,7 +461,12 @@ def update_recipe(request: HttpRequest, id: Id, payload: RecipeUpdate) -> dict[s
             for name in vars(current)
         }
     )
-    saved = do_save_recipe(recipe, settings, check.steps if payload.steps is not None else None)
+    saved = do_save_recipe(
+        recipe,
+        settings,
+        check.steps if payload.steps is not None else None,
+        user=caller(request),
+    )
     if saved.busy:
         raise ApiError(409, "stage_busy", " ".join(saved.errors), field="steps")
     if saved.errors:

@@ -157,7 +157,9 @@ def recipe_editor(request: HtmxHttpRequest, slug: str, stage: str) -> HttpRespon
     parsed = recipe_forms.parse_draft(draft, workspace)
     check = Validation(errors=list(parsed.errors))
     if not check.errors:
-        check = do_save_recipe(recipe, parsed.settings, parsed.steps, parsed.gates)
+        check = do_save_recipe(
+            recipe, parsed.settings, parsed.steps, parsed.gates, user=request.user
+        )
     if check.errors:
         context = _editor_context(workspace, membership, recipe, draft, check)
         return render(request, template, {**context, "unsaved": True}, status=422)

@@ -244,6 +244,17 @@ def test_each_bulk_action_is_recorded_in_the_audit_log(story, no_enqueue):
     assert entry.changes == {"filter": {"provider": "anthropic"}, "count": 3}
 
 
+def test_a_processed_bulk_retry_is_one_entry_not_one_per_run(story, eager):
+    from audit.models import AuditEntry
+
+    outage(story.workspace, 3)
+    with eager():
+        job = start(story)
+    job.refresh_from_db()
+    assert job.done == 3
+    assert list(AuditEntry.objects.values_list("action", flat=True)) == ["bulk.retry"]
+
+
 def test_a_refused_confirmation_leaves_no_audit_entry(story):
     from audit.models import AuditEntry
 

@@ -22,7 +22,8 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from features.models import Artifact, Feature
+from features.members import create_invitation
+from features.models import Artifact, Feature, Membership
 from pipeline import engine
 from pipeline.models import Run
 from skills.models import Skill
@@ -197,6 +198,27 @@ ENDPOINTS: dict[str, Endpoint] = {
         lambda o: f"/w/{o['slug']}/webhooks/1/deliveries/1/resend", ()
     ),
     "notifications:decide": Endpoint(lambda o: "/decide/eyJyIjoxfQ:1xY82a:abc", ("reason",)),
+    "people:new_workspace": Endpoint(lambda o: "/workspaces/new", ("name", "template")),
+    "people:members": Endpoint(lambda o: f"/w/{o['slug']}/members/", (), "get"),
+    "people:invite": Endpoint(lambda o: f"/w/{o['slug']}/members/invite", ("role", "days")),
+    "people:change_role": Endpoint(
+        lambda o: f"/w/{o['slug']}/members/{o['member']}/role", ("role",)
+    ),
+    "people:remove": Endpoint(lambda o: f"/w/{o['slug']}/members/{o['member']}/remove", ()),
+    "people:revoke_invitation": Endpoint(
+        lambda o: f"/w/{o['slug']}/invitations/{o['invitation']}/revoke", ()
+    ),
+    "people:accept": Endpoint(lambda o: f"/invitations/{o['token']}", ()),
+    "people:audit": Endpoint(
+        lambda o: f"/w/{o['slug']}/audit/",
+        ("action", "actor", "target", "since", "until", "page"),
+        "get",
+    ),
+    "people:audit_csv": Endpoint(
+        lambda o: f"/w/{o['slug']}/audit.csv",
+        ("action", "actor", "target", "since", "until"),
+        "get",
+    ),
 }
 
 
@@ -229,6 +251,7 @@ def objects(story: Story, eager: Any) -> dict[str, Any]:
     assert artifact is not None
     assert run is not None
     assert skill is not None
+    invitation, token = create_invitation(story.workspace, role="member", by=story.owner)
     return {
         "slug": story.workspace.slug,
         "pk": card(story.workspace, "Target").pk,
@@ -237,6 +260,9 @@ def objects(story: Story, eager: Any) -> dict[str, Any]:
         "run": run.pk,
         "skill": skill.pk,
         "owner": story.owner,
+        "member": Membership.objects.get(workspace=story.workspace, user=story.teammate).pk,
+        "invitation": invitation.pk,
+        "token": token,
     }
 
 
@@ -284,6 +310,8 @@ def test_no_input_makes_a_page_fail(name: str, objects: dict[str, Any]) -> None:
         "/features/{done}/artifacts/a%00b/diff",
         "/w/{slug}/runs/?stage=%00",
         "/w/{slug}/runs/?page=%00",
+        "/invitations/a%00b",
+        "/w/{slug}/audit/?target=%00",
         "/features/{done}/artifacts/{artifact}/diff?a=1%002",
     ],
 )

@@ -30,6 +30,27 @@ def test_it_creates_a_demo_user_who_can_log_in(seeded):
     assert User.objects.get(username="demo").is_staff
 
 
+def test_it_creates_a_viewer_who_can_look_but_not_change(seeded):
+    assert "viewer / viewer" in seeded
+    viewer = User.objects.get(username="viewer")
+    assert not viewer.is_staff
+    roles = set(Membership.objects.filter(user=viewer).values_list("workspace__slug", "role"))
+    assert roles == {("quick", "viewer"), ("delivery", "viewer"), ("product", "viewer")}
+    client = Client()
+    assert client.login(username="viewer", password="viewer")
+    assert client.get("/w/quick/").status_code == 200
+    card = Feature.objects.filter(workspace__slug="quick").order_by("pk")[0]
+    assert client.post(f"/features/{card.pk}/launch").status_code == 403
+
+
+def test_a_role_given_to_the_viewer_since_is_kept(seeded):
+    Membership.objects.filter(user__username="viewer", workspace__slug="quick").update(
+        role="member"
+    )
+    _seed()
+    assert Membership.objects.get(user__username="viewer", workspace__slug="quick").role == "member"
+
+
 def test_it_creates_one_workspace_per_template_owned_by_demo(seeded):
     workspaces = Workspace.objects.order_by("slug")
 
@@ -39,8 +60,8 @@ def test_it_creates_one_workspace_per_template_owned_by_demo(seeded):
         ("quick", "quick"),
     ]
     for workspace in workspaces:
-        membership = Membership.objects.get(workspace=workspace)
-        assert (membership.user.username, membership.role) == ("demo", Membership.Role.OWNER)
+        membership = Membership.objects.get(workspace=workspace, user__username="demo")
+        assert membership.role == Membership.Role.OWNER
 
 
 def test_it_creates_cards_in_several_stages_some_with_children(seeded):

@@ -113,7 +113,9 @@ class WorkspaceAdmin(admin.ModelAdmin):
             if others:
                 obj.save(update_fields=others)
             resumed = engine.update_workspace_settings(
-                obj, {name: form.cleaned_data[name] for name in settings}
+                obj,
+                {name: form.cleaned_data[name] for name in settings},
+                user=operator(request),
             )
             if resumed:
                 self.message_user(request, f"{resumed} waiting run(s) resumed.")

@@ -24,6 +24,7 @@ from django.db.models import F, Q
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from audit.context import summarised_by_caller
 from audit.log import record
 from features.models import Feature, Workspace
 from pipeline import engine
@@ -200,7 +201,8 @@ def _act(job: BulkAction, run: Run) -> tuple[str, str, Run | None]:
     actor = job.actor
     try:
         # A savepoint: an action that fails half-way leaves nothing behind but the item's mark.
-        with transaction.atomic():
+        # The job's one "bulk.<action>" entry stands for every run: none per run.
+        with transaction.atomic(), summarised_by_caller():
             if job.action == BulkAction.Action.RETRY:
                 new_run = engine.retry_run(run, actor)
                 return Outcome.DONE, f"Retrying as run #{new_run.pk}", new_run

@@ -19,7 +19,7 @@ from features.actions import (
     do_move_feature,
 )
 from features.models import Feature, Stage, Workspace
-from pipeline.engine import transitions
+from pipeline.engine import audit_trail, transitions
 from pipeline.engine.card_state import engine_transaction
 from pipeline.engine.cards import record_move, touch_with_dependents
 from pipeline.engine.completion import advance
@@ -62,7 +62,21 @@ def launch_pipeline(
     """
     with engine_transaction():
         feature = lock_feature(feature.pk)
-        return start_card(feature, user, trigger=trigger)
+        launched = start_card(feature, user, trigger=trigger)
+        run = launched.run
+        audit_trail.by_person(
+            user,
+            feature.workspace_id,
+            "run.launch",
+            audit_trail.card(feature),
+            {
+                "run": run.pk,
+                "stage": run.stage.key,
+                "pipeline": launched.pipeline,
+                "resumed": launched.resumed,
+            },
+        )
+        return launched
 
 
 @dataclass(frozen=True)
@@ -162,11 +176,21 @@ def move_feature(
     with engine_transaction():
         locked = lock_feature(feature.pk)
         entering = locked.stage_id != stage.pk
+        before = {"stage": locked.stage.key, "position": locked.position}
         if entering and has_active_run(locked):
             raise FeatureError(
                 "This card has an active run; stop the pipeline before moving it to another stage."
             )
         moved = do_move_feature(locked, stage, user=user, position=position, note=note)
+        after = {"stage": stage.key, "position": moved.position}
+        audit_trail.by_person(
+            user,
+            moved.workspace_id,
+            "card.move",
+            audit_trail.card(moved),
+            {k: {"before": before[k], "after": after[k]} for k in before if before[k] != after[k]}
+            | ({"note": note} if note else {}),
+        )
         if entering:
             touch_with_dependents(moved)
             if start_automation:
@@ -191,6 +215,13 @@ def stop_pipeline(feature: Feature, user: User | None) -> int:
             transaction.on_commit(partial(revoke, queued))
         for pk, _ in active:
             run_ended(pk)  # a batch's run: its followers say why they wait, the batch may end
+        audit_trail.by_person(
+            user,
+            feature.workspace_id,
+            "run.stop",
+            audit_trail.card(feature),
+            {"runs": [pk for pk, _ in active], "waiting_results_rejected": waiting},
+        )
     return len(active) + waiting
 
 
@@ -247,17 +278,31 @@ def retry_run(run: Run, user: User | None) -> Run:
             feature, run, user, note=f"Retry of run #{run.pk}", parent=run, carry_from=run
         )
         append_log(new_run.pk, f"Retry of run #{run.pk}")
+        audit_trail.by_person(
+            user,
+            feature.workspace_id,
+            "run.retry",
+            audit_trail.run_target(run, feature),
+            {"new_run": new_run.pk, "stage": new_run.stage.key},
+        )
     return new_run
 
 
 def start_run(run: Run, user: User | None) -> Run:
     """Start a run that waits for approval (human_approval stages, unvetted skills)."""
     with engine_transaction():
-        lock_card_of_run(run.pk)
+        feature = lock_card_of_run(run.pk)
         if not transitions.start(run.pk, user_id=user.pk if user is not None else None):
             raise EngineError(f"Run #{run.pk} is not waiting for approval.")
         who = user.get_username() if user is not None else "the system"
         append_log(run.pk, f"Started by {who}")
+        audit_trail.by_person(
+            user,
+            feature.workspace_id,
+            "run.decision",
+            audit_trail.run_target(run, feature),
+            {"decision": "start", "stage": run.stage.key},
+        )
         transaction.on_commit(partial(enqueue, run.pk), robust=True)
     run.refresh_from_db()
     return run
@@ -273,6 +318,13 @@ def accept_run(run: Run, user: User | None) -> Run | None:
         run = Run.objects.select_related("stage").get(pk=run.pk)
         who = user.get_username() if user is not None else "the system"
         append_log(run.pk, f"Result accepted by {who}")
+        audit_trail.by_person(
+            user,
+            feature.workspace_id,
+            "run.decision",
+            audit_trail.run_target(run, feature),
+            {"decision": "accept", "stage": run.stage.key},
+        )
         if has_active_run(feature) or feature.stage_id != run.stage_id:
             next_run = None  # the card moved on and has other work: the decision is recorded
         else:
@@ -285,11 +337,18 @@ def accept_run(run: Run, user: User | None) -> Run | None:
 
 def reject_run(run: Run, user: User | None, reason: str = "") -> None:
     with engine_transaction():
-        lock_card_of_run(run.pk)
+        feature = lock_card_of_run(run.pk)
         who = user.get_username() if user is not None else "the system"
         note = f"Result rejected by {who}" + (f": {reason}" if reason else "")
         if not transitions.decide(run.pk, Run.Decision.REJECTED, note=note, pipeline_next=[]):
             raise EngineError(f"Run #{run.pk} has no result waiting for a decision.")
+        audit_trail.by_person(
+            user,
+            feature.workspace_id,
+            "run.decision",
+            audit_trail.run_target(run, feature),
+            {"decision": "reject", "stage": run.stage.key} | ({"reason": reason} if reason else {}),
+        )
         append_log(run.pk, note, level=RunLog.Level.WARNING)
         run_ended(run.pk)
 
@@ -297,7 +356,19 @@ def reject_run(run: Run, user: User | None, reason: str = "") -> None:
 def rescue_run(run: Run, user: User | None) -> bool:
     """An operator declares a running run's worker dead: requeue it now (attempt is kept)."""
     who = user.get_username() if user is not None else "the system"
-    return requeue_lost(run.pk, run.attempt, why=f"Rescued by {who}", note=f"Rescued by {who}")
+    with engine_transaction():
+        rescued = requeue_lost(
+            run.pk, run.attempt, why=f"Rescued by {who}", note=f"Rescued by {who}"
+        )
+        if rescued:
+            audit_trail.by_person(
+                user,
+                run.feature.workspace_id,
+                "run.rescue",
+                audit_trail.run_target(run),
+                {"attempt": run.attempt},
+            )
+    return rescued
 
 
 # --- Edit and rerun ------------------------------------------------------------------------------
@@ -337,5 +408,14 @@ def rerun_run(
             f"Rerun of run #{run.pk}"
             + (f" with {' and '.join(what)}" if what else "")
             + (f": {feedback}" if feedback else ""),
+        )
+        audit_trail.by_person(
+            user,
+            feature.workspace_id,
+            "run.retry",
+            audit_trail.run_target(run, feature),
+            {"new_run": new_run.pk, "stage": run.stage.key, "rerun": True}
+            | ({"feedback": feedback} if feedback else {})
+            | ({"edited_inputs": sorted(edited)} if edited else {}),
         )
     return new_run

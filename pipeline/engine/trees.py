@@ -31,7 +31,7 @@ from django.utils import timezone
 
 from features import events
 from features.models import Feature
-from pipeline.engine import transitions
+from pipeline.engine import audit_trail, transitions
 from pipeline.engine.card_state import engine_transaction, touch, watch_waiting
 from pipeline.engine.cards import dependents_of
 from pipeline.engine.errors import AlreadyRunning, EngineError, NothingToRun
@@ -143,6 +143,7 @@ def generate_subtasks(
             runs.append(launched.run)
         if not runs:
             raise NothingToRun(_nothing_left("Nothing to generate", skipped))
+        _audit_started(user, epic, batch, runs, "generate_subtasks")
     return Started(batch, runs, skipped)
 
 
@@ -169,6 +170,7 @@ def launch_tree(epic: Feature, user: User | None) -> Started:
         stories = list(stories_of(epic))
         if not stories:
             runs = [start_card(epic, user, batch_id=batch.pk).run]
+            _audit_started(user, epic, batch, runs, "launch_tree")
             return Started(batch, runs)
         cards = stories + list(subtasks_of([s.pk for s in stories]))
         runs, skipped = _plan_cards(cards, user, batch)
@@ -176,7 +178,20 @@ def launch_tree(epic: Feature, user: User | None) -> Started:
             raise NothingToRun(
                 _nothing_left(f"Nothing to run in the tree of “{epic.title}”", skipped)
             )
+        _audit_started(user, epic, batch, runs, "launch_tree")
     return Started(batch, runs, skipped)
+
+
+def _audit_started(
+    user: User | None, epic: Feature, batch: Batch, runs: list[Run], how: str
+) -> None:
+    audit_trail.by_person(
+        user,
+        epic.workspace_id,
+        "run.launch",
+        audit_trail.card(epic),
+        {"batch": batch.pk, "how": how, "runs": [r.pk for r in runs]},
+    )
 
 
 def _plan_cards(
@@ -260,6 +275,13 @@ def stop_batch(batch: Batch, user: User | None) -> int:
         events.toast_on_commit(
             batch.workspace_id, f"{note}: {stopped} run(s) stopped", level="warning"
         )
+        audit_trail.by_person(
+            user,
+            batch.workspace_id,
+            "run.stop",
+            audit_trail.batch_target(batch),
+            {"stopped": stopped, "cards": cards},
+        )
     batch.refresh_from_db()
     return stopped
 
@@ -291,6 +313,13 @@ def retry_batch(batch: Batch, user: User | None) -> list[Run]:
         if not runs:
             raise NothingToRun(_nothing_left("Nothing to retry", skipped))
         Batch.objects.filter(pk=batch.pk).update(finished_at=None, stopped_at=None, summary={})
+        audit_trail.by_person(
+            user,
+            batch.workspace_id,
+            "run.retry",
+            audit_trail.batch_target(batch),
+            {"runs": [r.pk for r in runs], "skipped": [c.pk for c, _ in skipped]},
+        )
     batch.refresh_from_db()
     return runs
 

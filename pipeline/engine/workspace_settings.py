@@ -10,10 +10,13 @@ from __future__ import annotations
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from django.contrib.auth.models import User
 from django.db import transaction
 
+from audit.log import Target
 from features.models import Feature, Stage, Workspace
 from pipeline.engine.admission import resume_deferred
+from pipeline.engine.audit_trail import by_person
 from pipeline.engine.errors import EngineError
 
 SETTINGS = (
@@ -112,19 +115,44 @@ def clean_kind_stages(workspace: Workspace, value: Any) -> dict[str, list[str]]:
     return cleaned
 
 
-def update_workspace_settings(workspace: Workspace, changes: dict[str, Any]) -> int:
+def _audit(workspace: Workspace, user: User | None, before: dict[str, Any]) -> None:
+    changed = {
+        name: {"before": _plain(value), "after": _plain(getattr(workspace, name))}
+        for name, value in before.items()
+        if value != getattr(workspace, name)
+    }
+    budget = {k: v for k, v in changed.items() if k == "monthly_budget_usd"}
+    rest = {k: v for k, v in changed.items() if k != "monthly_budget_usd"}
+    for action, part in (("budget.change", budget), ("settings.change", rest)):
+        if part:
+            by_person(
+                user, workspace.pk, action, Target("workspace", workspace.pk, workspace.name), part
+            )
+
+
+def _plain(value: Any) -> Any:
+    """A stage is logged by its key, not its id."""
+    return value.key if isinstance(value, Stage) else value
+
+
+def update_workspace_settings(
+    workspace: Workspace, changes: dict[str, Any], *, user: User | None = None
+) -> int:
     """Apply `changes` (setting name → value) to the workspace; returns how many held runs were
     resumed because the budget or the run limit went up. Raises EngineError for a bad value,
-    writing nothing."""
+    writing nothing. A change by `user` goes to the audit log: budget.change for the monthly
+    budget, settings.change for the rest, each {"name": {"before": b, "after": a}}."""
     cleaned = {name: clean_setting(workspace, name, value) for name, value in changes.items()}
     with transaction.atomic():
         locked = Workspace.objects.select_for_update().get(pk=workspace.pk)
         budget, limit = locked.monthly_budget_usd, locked.max_concurrent_runs
+        before = {name: getattr(locked, name) for name in cleaned}
         for name, value in cleaned.items():
             setattr(locked, name, value)
             setattr(workspace, name, value)
         if cleaned:
             locked.save(update_fields=list(cleaned))
+        _audit(locked, user, before)
         raised_budget = "monthly_budget_usd" in cleaned and (
             budget is not None
             and (locked.monthly_budget_usd is None or locked.monthly_budget_usd > budget)

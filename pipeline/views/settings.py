@@ -86,7 +86,9 @@ def workspace_settings(request: HtmxHttpRequest, slug: str) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         try:
             resumed = engine.update_workspace_settings(
-                workspace, {name: form.cleaned_data[name] for name in form.changed_data}
+                workspace,
+                {name: form.cleaned_data[name] for name in form.changed_data},
+                user=request.user,
             )
         except engine.EngineError as exc:
             form.add_error(None, str(exc))
@@ -156,7 +158,7 @@ def kind_stages(request: HtmxHttpRequest, slug: str) -> HttpResponse:
     }
     context: dict[str, Any] = {"workspace": workspace, "membership": membership}
     try:
-        engine.update_workspace_settings(workspace, {"kind_stages": chosen})
+        engine.update_workspace_settings(workspace, {"kind_stages": chosen}, user=request.user)
     except engine.EngineError as exc:
         context.update(kind_rows=kind_rows(workspace, chosen), kind_error=str(exc))
         if not request.htmx:

@@ -1,4 +1,5 @@
-"""Idempotent demo data: a demo login, one workspace per template, cards in several stages."""
+"""Idempotent demo data: a demo login (owner), a viewer login, one workspace per template,
+cards in several stages."""
 
 from __future__ import annotations
 
@@ -13,6 +14,9 @@ from features.models import Feature, Membership, Workspace
 
 DEMO_USERNAME = "demo"
 DEMO_PASSWORD = "demo"  # noqa: S105 - printed on purpose: it is a local demo login
+# A second login that can look at every demo workspace but change nothing (role "viewer").
+VIEWER_USERNAME = "viewer"
+VIEWER_PASSWORD = "viewer"  # noqa: S105 - printed on purpose, as above
 
 # (workspace slug, name, template, [(title, kind, stage key, parent title)])
 DEMO: list[tuple[str, str, str, list[tuple[str, str, str, str | None]]]] = [
@@ -65,6 +69,10 @@ class Command(BaseCommand):
         if created:
             user.set_password(DEMO_PASSWORD)
             user.save()
+        viewer, viewer_created = user_model.objects.get_or_create(username=VIEWER_USERNAME)
+        if viewer_created:
+            viewer.set_password(VIEWER_PASSWORD)
+            viewer.save()
         with transaction.atomic():
             for slug, name, template, cards in DEMO:
                 workspace = Workspace.objects.filter(slug=slug).first()
@@ -73,10 +81,14 @@ class Command(BaseCommand):
                         name=name, template=template, owner=user, slug=slug
                     )
                 do_add_member(workspace, user, Membership.Role.OWNER)
+                if not Membership.objects.filter(workspace=workspace, user=viewer).exists():
+                    # Only the first time: a role given since in the product is kept.
+                    do_add_member(workspace, viewer, Membership.Role.VIEWER)
                 self._cards(workspace, user, cards)
         self.stdout.write(
             f"Demo data ready: log in as {DEMO_USERNAME} / {DEMO_PASSWORD}"
             + (" (user created)" if created else "")
+            + f", or as {VIEWER_USERNAME} / {VIEWER_PASSWORD} to look without changing anything"
         )
 
     def _cards(

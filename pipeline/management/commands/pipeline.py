@@ -28,6 +28,7 @@ from django.db import DatabaseError
 from django.db.models import Count
 from django.http import Http404
 
+from audit.context import acting_from
 from config.jsonlimits import loads_limited
 from features import access
 from features.actions import NOTE_MAX, FeatureError, check_text
@@ -232,7 +233,8 @@ class Command(BaseCommand):
         self.queued: Run | None = None
         try:
             self.actor = self._actor(options.get("as_user"))
-            getattr(self, f"do_{options['action'].replace('-', '_')}")(options)
+            with acting_from("cli"):  # audit entries say the CLI did it
+                getattr(self, f"do_{options['action'].replace('-', '_')}")(options)
         except CommandError:
             raise
         except (FeatureError, engine.EngineError) as exc:
