@@ -1,7 +1,7 @@
 """Many people moving cards into one column at once (PostgreSQL): every card keeps a distinct
 place in the column, and no request fails.
 
-8 clients × 2 cards each = 16 cards dropped into one column, at the end and at explicit
+8 clients, 2 cards each = 16 cards dropped into one column, at the end and at explicit
 positions (the board's drag and drop), through the board's move endpoint.
 """
 
