@@ -324,6 +324,13 @@ RUNWAY_API_LAUNCHES_PER_MINUTE = env_int("RUNWAY_API_LAUNCHES_PER_MINUTE", 10)
 # resumes with Last-Event-ID).
 RUNWAY_API_STREAM_POLL_SECONDS = float(env_str("RUNWAY_API_STREAM_POLL_SECONDS", "0.5"))
 RUNWAY_API_STREAM_MAX_SECONDS = env_int("RUNWAY_API_STREAM_MAX_SECONDS", 30 * 60)
+# Open log streams one person (and one API token) may hold at once; 0 means no cap. A stream
+# re-checks its access this often and ends when it is gone (logout, membership, token revoked).
+RUNWAY_API_STREAMS_PER_USER = env_int("RUNWAY_API_STREAMS_PER_USER", 20)
+RUNWAY_API_STREAMS_PER_TOKEN = env_int("RUNWAY_API_STREAMS_PER_TOKEN", 10)
+RUNWAY_API_STREAM_ACCESS_CHECK_SECONDS = float(
+    env_str("RUNWAY_API_STREAM_ACCESS_CHECK_SECONDS", "2")
+)
 
 CELERY_BEAT_SCHEDULE = {
     # Dispatch and rescue. Every worker runs them too when they are due, so recovery does not
