@@ -56,7 +56,7 @@ def _ends_within(chunks: Iterator[bytes], seconds: float) -> str:
 def _stream_then(client: Client, run: Run, change: Callable[[], object]) -> str:
     response = client.get(_url(run))
     assert response.status_code == 200
-    chunks = iter(cast(StreamingHttpResponse, response).streaming_content)
+    chunks = cast(Iterator[bytes], cast(StreamingHttpResponse, response).streaming_content)
     next(chunks)  # the retry hint: the stream is open
     change()
     try:

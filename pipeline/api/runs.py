@@ -556,7 +556,7 @@ def _event_stream(
     )
     response = StreamingHttpResponse(content, content_type="text/event-stream")
     # A stream closed before it started never runs its generator's cleanup: free the slots here.
-    response._resource_closers.append(partial(close_grant, grant))
+    response._resource_closers.append(partial(close_grant, grant))  # type: ignore[attr-defined]
     response["Cache-Control"] = "no-cache"
     response["X-Accel-Buffering"] = "no"  # nginx: pass events on as they come
     return response
