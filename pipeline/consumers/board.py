@@ -16,7 +16,12 @@ from django.template.loader import render_to_string
 from features.events import workspace_group
 from features.models import Membership
 from pipeline import card_queries as queries
-from pipeline.consumers.live import LiveConsumer, shared_render
+from pipeline.consumers.live import (
+    CLOSE_ACCESS_ENDED,
+    CLOSE_RECONNECT,
+    LiveConsumer,
+    shared_render,
+)
 
 
 def render_board_changes(
@@ -68,9 +73,9 @@ class BoardConsumer(LiveConsumer):
             .first()
         )
 
-    async def still_allowed(self) -> bool:
-        """Still a member, with the same role: a new role closes the socket, and the page's
-        reconnect renders with the buttons of the new one."""
+    async def access_now(self) -> int | None:
+        """Still a member with the same role: stay. A new role: reconnect, so the page renders
+        with its buttons. No longer a member: close."""
         assert self.membership is not None
         role = await database_sync_to_async(
             Membership.objects.filter(
@@ -79,7 +84,9 @@ class BoardConsumer(LiveConsumer):
             .values_list("role", flat=True)
             .first
         )()
-        return role == self.membership.role
+        if role is None:
+            return CLOSE_ACCESS_ENDED
+        return None if role == self.membership.role else CLOSE_RECONNECT
 
     def _variant(self, event: dict[str, Any]) -> tuple[Any, ...]:
         assert self.membership is not None

@@ -6,7 +6,8 @@ once per socket.
   its groups every ``group_expiry / 4`` so a board left open for days keeps receiving changes.
 - Each socket also joins its user's group (``features.events.user_group``). Logging out, a
   membership removed or its role changed publish ``access.changed`` there; the socket checks
-  its session and membership again and closes (4403) when they no longer hold.
+  its session and membership again and closes (4403) when they no longer hold, or asks the
+  page to reconnect (1012) when only the role changed.
 - Events carry an ``event_id`` (``features.events.publish``): sockets of the same variant
   (same workspace and write right) share one render of an event through ``shared_render``.
 """
@@ -18,7 +19,7 @@ import contextlib
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Hashable
 from importlib import import_module
-from typing import Any
+from typing import Any, TypeVar
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
@@ -32,11 +33,15 @@ RENEW_SECONDS: float | None = None
 # Renders kept per process for sockets that have not handled the event yet.
 SHARED_RENDERS = 256
 CLOSE_ACCESS_ENDED = 4403
+# "Service restart": htmx's ws extension reconnects after it, and the new socket renders with
+# the role the user has now.
+CLOSE_RECONNECT = 1012
 
-_renders: OrderedDict[Hashable, asyncio.Future[str]] = OrderedDict()
+T = TypeVar("T")
+_renders: OrderedDict[Hashable, asyncio.Future[Any]] = OrderedDict()
 
 
-async def shared_render(key: Hashable, render: Callable[[], Awaitable[str]]) -> str:
+async def shared_render(key: Hashable, render: Callable[[], Awaitable[T]]) -> T:
     """The HTML for `key`, rendered by the first socket that asks and reused by the others.
 
     Every socket of a process receives the same event and asks with the same key, so one
@@ -47,13 +52,14 @@ async def shared_render(key: Hashable, render: Callable[[], Awaitable[str]]) -> 
         _renders[key] = future
         while len(_renders) > SHARED_RENDERS:
             _renders.popitem(last=False)
-    return await asyncio.shield(future)
+    result: T = await asyncio.shield(future)
+    return result
 
 
 class LiveConsumer(AsyncWebsocketConsumer):
     """A websocket that renews its groups and closes when its user's access ends.
 
-    Subclasses call ``join`` for their groups, then ``accept``; they override ``still_allowed``
+    Subclasses call ``join`` for their groups, then ``accept``; they override ``access_now``
     to re-check what their data needs (a membership, a role)."""
 
     joined: list[str]
@@ -104,16 +110,19 @@ class LiveConsumer(AsyncWebsocketConsumer):
     async def access_changed(self, event: dict[str, Any]) -> None:
         ended = event.get("ended_session")
         session_key = getattr(self.scope.get("session"), "session_key", None)
-        if (
-            (ended is not None and ended == session_key)
-            or not await self._session_holds()
-            or not await self.still_allowed()
-        ):
-            await self.close(code=CLOSE_ACCESS_ENDED)
-            await self.disconnect(CLOSE_ACCESS_ENDED)
+        if (ended is not None and ended == session_key) or not await self._session_holds():
+            code: int | None = CLOSE_ACCESS_ENDED
+        else:
+            code = await self.access_now()
+        if code is not None:
+            await self.close(code=code)
+            await self.disconnect(code)
 
-    async def still_allowed(self) -> bool:
-        return True
+    async def access_now(self) -> int | None:
+        """None while the socket may stay as it is; else the close code: CLOSE_ACCESS_ENDED
+        (the page does not reconnect) or CLOSE_RECONNECT (the page reconnects and renders
+        with the user's new role)."""
+        return None
 
     @database_sync_to_async
     def _session_holds(self) -> bool:

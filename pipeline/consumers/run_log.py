@@ -15,7 +15,7 @@ from django.db.models import Max
 from django.template.loader import render_to_string
 
 from features.events import run_group
-from pipeline.consumers.live import LiveConsumer
+from pipeline.consumers.live import CLOSE_ACCESS_ENDED, LiveConsumer
 from pipeline.models import Run, RunLog
 
 BATCH = 500  # lines per message, so a long gap arrives as several moderate frames
@@ -59,8 +59,8 @@ class RunLogConsumer(LiveConsumer):
             self.last_seq = after
             await self._send_new_lines()
 
-    async def still_allowed(self) -> bool:
-        return await self._may_watch(self.scope.get("user"))
+    async def access_now(self) -> int | None:
+        return None if await self._may_watch(self.scope.get("user")) else CLOSE_ACCESS_ENDED
 
     async def run_log(self, event: dict[str, Any]) -> None:
         # Events are handled one at a time, so a line already sent (in the backlog or in an
