@@ -28,15 +28,14 @@ from pipeline.models import Run
 
 def render_panel(feature_id: int, membership: Membership) -> tuple[str, int | None]:
     """The panel as an out-of-band swap, and the run whose log the page should follow."""
-    feature = Feature.objects.select_related("workspace").filter(pk=feature_id).first()
+    feature = Feature.objects.select_related("workspace", "stage").filter(pk=feature_id).first()
     if feature is None:
         return "", None
     live = live_panel(feature)
-    html = render_to_string(
-        "pipeline/card_live.html#panel",
-        {"live": live, "feature": feature, "membership": membership, "oob": True},
-    )
-    return html.strip(), live.run.pk if live is not None and live.run is not None else None
+    context = {"live": live, "feature": feature, "membership": membership, "oob": True}
+    html = render_to_string("pipeline/card_live.html#panel", context).strip()
+    html += render_to_string("pipeline/card_live.html#meta", context).strip()
+    return html, live.run.pk if live is not None and live.run is not None else None
 
 
 def render_log_panel(run_id: int) -> str:
