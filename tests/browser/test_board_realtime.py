@@ -19,6 +19,7 @@ IDLE_SECONDS = 60
 def test_an_idle_board_keeps_one_socket_open_for_a_minute(live: Live, page: Page):
     feature = card(live.story.workspace, title="Quiet card")
     live.login(page)  # lands on a board: its socket belongs to that page, not this one
+    expect(page.locator("#live-status.on")).to_be_visible()
     opened: list[WebSocket] = []
     page.on("websocket", lambda socket: opened.append(socket))
     page.goto(live.board())
@@ -92,7 +93,7 @@ def test_an_update_during_a_drag_waits_for_the_drop(live: Live, page: Page):
             changed = Feature.objects.get(pk=other.pk)
             card_changed_on_commit(changed, previous_stage_id=idea_id, created=True)
         # The event reaches the page during the drag and is held back: the card keeps its title.
-        page.wait_for_function("window.__boardMessages > 0", timeout=5000)
+        page.wait_for_function("() => window.__boardMessages > 0", timeout=5000)
         expect(page.locator(f"#card-{other.pk} .title")).to_have_text("Changed meanwhile")
 
     _drag(
