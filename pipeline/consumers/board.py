@@ -113,7 +113,7 @@ class BoardConsumer(LiveConsumer):
             "feature_id": event.get("feature_id"),
             "run_id": event.get("run_id"),
             "batch_id": event.get("batch_id"),
-            "running": event.get("running", False),
+            "toast_key": event.get("toast_key"),
             "can_write": self.membership.can_write,
         }
         html = await shared_render(

@@ -157,6 +157,8 @@ def advance(run: Run, feature: Feature, stages: list[Stage]) -> Run | None:
             feature_id=feature.pk,
             run_id=run.pk,
             task_count=len(reconciled.added),
+            # What the card made stays on screen when "reached Done" replaces its run's toast.
+            toast_key=f"work-{feature.pk}",
         )
     target, continues = next_stage(stages, run)
     if target is None:

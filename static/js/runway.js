@@ -20,7 +20,8 @@
     const item = document.createElement("div");
     item.className = "toast toast-" + level;
     item.setAttribute("role", level === "error" ? "alert" : "status");
-    if (d.batch_id) item.dataset.toastKey = "batch-" + d.batch_id;
+    if (d.toast_key) item.dataset.toastKey = d.toast_key;
+    else if (d.batch_id) item.dataset.toastKey = "batch-" + d.batch_id;
     else if (d.feature_id) item.dataset.toastKey = "card-" + d.feature_id;
     const text = document.createElement("span");
     text.textContent = d.message;
