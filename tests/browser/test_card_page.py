@@ -45,6 +45,10 @@ def test_launch_follow_two_stages_stop_and_retry_from_the_card_page(live: Live, 
     )
     expect(page.locator(f"#log-lines-{second.pk} .log-line").first).to_be_visible(timeout=15_000)
 
+    seqs = page.locator(f"#log-lines-{second.pk} .log-line").evaluate_all(
+        "lines => lines.map(line => line.dataset.seq)"
+    )
+    assert len(seqs) == len(set(seqs)), f"log lines shown twice: {seqs}"
     panel.locator("button", has_text="Stop").click()
     expect(panel.locator("button", has_text="Retry")).to_be_enabled(timeout=15_000)
     expect(panel.locator("button", has_text="Stop")).to_be_disabled()
