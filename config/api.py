@@ -28,7 +28,7 @@ from ninja.utils import check_csrf
 from config.jsonlimits import loads_limited
 from features.actions import FeatureError
 from features.api.base import ApiError, error_body
-from features.tokens import TokenError, user_for_secret
+from features.tokens import TokenError, token_for_secret
 from pipeline.api.bulk import router as bulk_router
 from pipeline.api.cards import router as features_router
 from pipeline.api.runs import router as pipeline_router
@@ -59,15 +59,18 @@ _CODES = {
 
 class TokenAuth(HttpBearer):
     def authenticate(self, request: HttpRequest, token: str) -> User:
-        user = user_for_secret(token)
-        if user is None:
+        found = token_for_secret(token)
+        if found is None:
             # A wrong token is an error, not a reason to try the session instead.
             raise ApiError(
                 401,
                 "invalid_token",
                 "This API token is unknown or revoked; create one at /profile/tokens.",
             )
+        user = found.user
         request.user = user
+        # Log streams opened with this token end when it is revoked (pipeline.api.stream_guard).
+        request.api_token_id = found.pk  # type: ignore[attr-defined]
         return user
 
 

@@ -11,6 +11,7 @@ import concurrent.futures
 import logging
 import os
 import threading
+import uuid
 from functools import partial
 from typing import Any
 
@@ -28,6 +29,11 @@ def workspace_group(workspace_id: int) -> str:
 
 def run_group(run_id: int) -> str:
     return f"run.{run_id}"
+
+
+def user_group(user_id: int) -> str:
+    """Every open socket of a user: told when their access may have changed."""
+    return f"user.{user_id}"
 
 
 class _Publisher:
@@ -55,10 +61,14 @@ class _Publisher:
 
     def send(self, group: str, event: dict[str, Any]) -> None:
         """Queue the send on the publisher's loop and return at once: a hop never waits for
-        the board. Sends leave in order; a failure is logged, never raised."""
+        the board. Sends leave in order; a failure is logged, never raised.
+
+        Each event gets an ``event_id``: the sockets of one process that receive it share one
+        render (pipeline.consumers.live.shared_render)."""
         layer = get_channel_layer()
         if layer is None:
             return
+        event = {**event, "event_id": uuid.uuid4().hex}
         future = asyncio.run_coroutine_threadsafe(
             layer.group_send(group, event), self._running_loop()
         )
@@ -129,3 +139,13 @@ def toast_on_commit(workspace_id: int, message: str, *, level: str = "info", **e
         workspace_group(workspace_id),
         {"type": "board.toast", "message": message, "level": level, **extra},
     )
+
+
+def access_changed_on_commit(user_id: int, *, ended_session: str | None = None) -> None:
+    """The user's open sockets check their session and memberships again (and close when they
+    no longer hold): after a logout (`ended_session`: its session key, closed at once), a
+    membership removed or a role changed."""
+    event: dict[str, Any] = {"type": "access.changed"}
+    if ended_session:
+        event["ended_session"] = ended_session
+    publish_on_commit(user_group(user_id), event)

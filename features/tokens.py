@@ -53,6 +53,12 @@ def do_revoke_api_token(token: ApiToken) -> ApiToken:
 
 def user_for_secret(secret: str) -> User | None:
     """The active user a live token belongs to, or None (unknown, revoked, inactive user)."""
+    token = token_for_secret(secret)
+    return None if token is None else token.user
+
+
+def token_for_secret(secret: str) -> ApiToken | None:
+    """The live token (with its active user) a secret names, or None; notes its use."""
     secret = secret.strip()
     if not secret or len(secret) > MAX_SECRET_LENGTH:
         return None
@@ -67,4 +73,4 @@ def user_for_secret(secret: str) -> User | None:
     ApiToken.objects.filter(pk=token.pk).filter(
         Q(last_used_at__isnull=True) | Q(last_used_at__lt=now - LAST_USED_PRECISION)
     ).update(last_used_at=now)
-    return token.user
+    return token

@@ -84,6 +84,22 @@ def in_use(provider: str, workspace_id: int) -> int:
     )
 
 
+def take_lease(key: str, token: str, limit: int, seconds: int) -> bool:
+    """Take (or renew) one of `limit` leases of `seconds` in `key`; False when all are held.
+    Raises redis.RedisError when Redis is unreachable."""
+    taken, _ = _redis(settings.REDIS_URL).eval(_ACQUIRE, 1, key, token, limit, seconds)
+    return bool(taken)
+
+
+def renew_lease(key: str, token: str, seconds: int) -> bool:
+    """Extend a lease still held; False when it expired meanwhile."""
+    return bool(_redis(settings.REDIS_URL).eval(_RENEW, 1, key, token, seconds))
+
+
+def release_lease(key: str, token: str) -> None:
+    _redis(settings.REDIS_URL).zrem(key, token)
+
+
 class _Lease:
     def __init__(self, client: redis.Redis, key: str, token: str, seconds: int) -> None:
         self.client, self.key, self.token, self.seconds = client, key, token, seconds

@@ -33,7 +33,12 @@ def test_it_launches_and_answers_with_the_card_in_progress(story, no_enqueue):
     assert f'id="card-{feature.pk}"' in html
     assert "Queued:" in html
     assert "step 1 of 2" in html
-    assert toast(response) == {"message": "Launched: architecture → tasks", "level": "success"}
+    # Stage names, not keys; keyed by the card, so it replaces the card's older toasts.
+    assert toast(response) == {
+        "message": "Launched: Architecture → Tasks",
+        "level": "success",
+        "feature_id": feature.pk,
+    }
     (run,) = chain(feature)
     assert run.triggered_by == story.teammate
 

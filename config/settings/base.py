@@ -163,10 +163,28 @@ EMBEDDED_REDIS_SOCKET = VAR_DIR / "redis.sock"
 REDIS_URL = for_redis_py(env_str("REDIS_URL", f"unix://{EMBEDDED_REDIS_SOCKET}"))
 REDIS_IS_EMBEDDED = env_optional("REDIS_URL") is None
 
+# The layer's blocking receive waits 5 s (channels_redis brpop_timeout); a read timeout equal
+# to it (redis-py 8's default) closed every idle websocket with "Timeout reading from …". The read
+# timeout stays above the wait, so a dead Redis is still noticed, and idle connections are
+# pinged before use. Group membership expires after RUNWAY_GROUP_EXPIRY_SECONDS; open sockets
+# renew theirs well before that (pipeline/consumers/live.py).
+RUNWAY_GROUP_EXPIRY_SECONDS = env_int("RUNWAY_GROUP_EXPIRY_SECONDS", 24 * 60 * 60)
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
-        "CONFIG": {"hosts": [REDIS_URL], "prefix": "runway:ch"},
+        "CONFIG": {
+            "hosts": [
+                {
+                    "address": REDIS_URL,
+                    "socket_timeout": 20,
+                    "socket_connect_timeout": 5,
+                    "socket_keepalive": True,
+                    "health_check_interval": 30,
+                }
+            ],
+            "prefix": "runway:ch",
+            "group_expiry": RUNWAY_GROUP_EXPIRY_SECONDS,
+        },
     }
 }
 
@@ -308,6 +326,13 @@ RUNWAY_API_LAUNCHES_PER_MINUTE = env_int("RUNWAY_API_LAUNCHES_PER_MINUTE", 10)
 # resumes with Last-Event-ID).
 RUNWAY_API_STREAM_POLL_SECONDS = float(env_str("RUNWAY_API_STREAM_POLL_SECONDS", "0.5"))
 RUNWAY_API_STREAM_MAX_SECONDS = env_int("RUNWAY_API_STREAM_MAX_SECONDS", 30 * 60)
+# Open log streams one person (and one API token) may hold at once; 0 means no cap. A stream
+# re-checks its access this often and ends when it is gone (logout, membership, token revoked).
+RUNWAY_API_STREAMS_PER_USER = env_int("RUNWAY_API_STREAMS_PER_USER", 20)
+RUNWAY_API_STREAMS_PER_TOKEN = env_int("RUNWAY_API_STREAMS_PER_TOKEN", 10)
+RUNWAY_API_STREAM_ACCESS_CHECK_SECONDS = float(
+    env_str("RUNWAY_API_STREAM_ACCESS_CHECK_SECONDS", "2")
+)
 
 CELERY_BEAT_SCHEDULE = {
     # Dispatch and rescue. Every worker runs them too when they are due, so recovery does not

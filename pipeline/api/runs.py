@@ -11,6 +11,7 @@ import json
 import time
 from collections.abc import AsyncIterator, Iterator
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any, Literal
 
 from asgiref.sync import sync_to_async
@@ -41,6 +42,7 @@ from features.api.base import (
 )
 from pipeline import engine
 from pipeline.api.cards import ArtifactOut, artifact_out
+from pipeline.api.stream_guard import StreamGrant, close_grant, keep_grant, open_grant
 from pipeline.db_faults import release_connection
 from pipeline.health import health_report, health_report_for
 from pipeline.models import WORKER_STALE_AFTER, Run, RunLog, WorkerHeartbeat
@@ -396,10 +398,11 @@ def run_logs(
 
     A reconnecting stream sends `Last-Event-ID: <seq>` (as EventSource does) to resume after
     that line; a value that is not a seq from 0 to 2147483647 is a 422."""
-    run = _run_for(caller(request), id)
+    user = caller(request)
+    run = _run_for(user, id)
     after = max(after, _last_event_id(request))
     if stream:
-        return _event_stream(request, run.pk, after)
+        return _event_stream(request, run.pk, after, open_grant(request, user.pk, run.workspace_id))
     status = Run.objects.values_list("status", flat=True).get(pk=run.pk)
     return {
         "run_id": run.pk,
@@ -435,13 +438,16 @@ def _sse_line(line: dict[str, Any]) -> str:
     return f"id: {line['seq']}\ndata: {data}\n\n"
 
 
-def _poll(run_id: int, after: int) -> tuple[list[str], int, str | None]:
-    """One look at the run: new events, the last seq sent, and the end event once finished.
+def _poll(run_id: int, after: int, grant: StreamGrant) -> tuple[list[str], int, str | None]:
+    """One look at the run: new events, the last seq sent, and the end event once finished
+    (or once the stream's access is gone: logout, membership removed, token revoked).
 
     The database connection goes back (to the web process's pool) after each look: a stream
     that is open for half an hour holds none between polls.
     """
     try:
+        if not keep_grant(grant):
+            return [], after, _ACCESS_ENDED
         return _look(run_id, after)
     finally:
         release_connection()
@@ -466,6 +472,10 @@ def _look(run_id: int, after: int) -> tuple[list[str], int, str | None]:
 _RETRY = "retry: 2000\n\n"
 _TIME_LIMIT = ": time limit reached; reconnect with Last-Event-ID to go on\n\n"
 _KEEPALIVE = ": keepalive\n\n"
+_ACCESS_ENDED = (
+    'event: error\ndata: {"code": "forbidden", "message": "Access to this run ended (logged out, '
+    'removed from the workspace or token revoked)."}\n\n'
+)
 
 
 class _Clock:
@@ -501,42 +511,52 @@ class _Clock:
         return [], False
 
 
-def _sync_events(run_id: int, after: int) -> Iterator[str]:
+def _sync_events(run_id: int, after: int, grant: StreamGrant) -> Iterator[str]:
     clock = _Clock()
-    yield _RETRY
-    while True:
-        events, after, end = _poll(run_id, after)
-        chunks, over = clock.after_poll(events, end)
-        yield from chunks
-        if over:
-            return
-        # A WSGI worker has no event loop to wait on: this thread is the stream's.
-        time.sleep(settings.RUNWAY_API_STREAM_POLL_SECONDS)
+    try:
+        yield _RETRY
+        while True:
+            events, after, end = _poll(run_id, after, grant)
+            chunks, over = clock.after_poll(events, end)
+            yield from chunks
+            if over:
+                return
+            # A WSGI worker has no event loop to wait on: this thread is the stream's.
+            time.sleep(settings.RUNWAY_API_STREAM_POLL_SECONDS)
+    finally:
+        close_grant(grant)
 
 
-async def _async_events(run_id: int, after: int) -> AsyncIterator[str]:
+async def _async_events(run_id: int, after: int, grant: StreamGrant) -> AsyncIterator[str]:
     clock = _Clock()
-    yield _RETRY
-    poll = sync_to_async(_poll)
-    while True:
-        events, after, end = await poll(run_id, after)
-        chunks, over = clock.after_poll(events, end)
-        for chunk in chunks:
-            yield chunk
-        if over:
-            return
-        await asyncio.sleep(settings.RUNWAY_API_STREAM_POLL_SECONDS)
+    try:
+        yield _RETRY
+        poll = sync_to_async(_poll)
+        while True:
+            events, after, end = await poll(run_id, after, grant)
+            chunks, over = clock.after_poll(events, end)
+            for chunk in chunks:
+                yield chunk
+            if over:
+                return
+            await asyncio.sleep(settings.RUNWAY_API_STREAM_POLL_SECONDS)
+    finally:
+        await sync_to_async(close_grant)(grant)
 
 
-def _event_stream(request: HttpRequest, run_id: int, after: int) -> StreamingHttpResponse:
+def _event_stream(
+    request: HttpRequest, run_id: int, after: int, grant: StreamGrant
+) -> StreamingHttpResponse:
     # Django buffers a sync iterator whole under ASGI (and an async one under WSGI), which
     # would deliver a live log only once the run ended: hand each server the kind it streams.
     content: Iterator[str] | AsyncIterator[str] = (
-        _async_events(run_id, after)
+        _async_events(run_id, after, grant)
         if isinstance(request, ASGIRequest)
-        else _sync_events(run_id, after)
+        else _sync_events(run_id, after, grant)
     )
     response = StreamingHttpResponse(content, content_type="text/event-stream")
+    # A stream closed before it started never runs its generator's cleanup: free the slots here.
+    response._resource_closers.append(partial(close_grant, grant))  # type: ignore[attr-defined]
     response["Cache-Control"] = "no-cache"
     response["X-Accel-Buffering"] = "no"  # nginx: pass events on as they come
     return response

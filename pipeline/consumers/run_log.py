@@ -11,11 +11,11 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
-from channels.generic.websocket import AsyncWebsocketConsumer
 from django.db.models import Max
 from django.template.loader import render_to_string
 
 from features.events import run_group
+from pipeline.consumers.live import CLOSE_ACCESS_ENDED, LiveConsumer
 from pipeline.models import Run, RunLog
 
 BATCH = 500  # lines per message, so a long gap arrives as several moderate frames
@@ -37,10 +37,9 @@ def _after_param(scope: dict[str, Any]) -> int | None:
     return max(after, 0)
 
 
-class RunLogConsumer(AsyncWebsocketConsumer):
+class RunLogConsumer(LiveConsumer):
     run_id: int = 0
     last_seq: int = 0
-    group: str | None = None
 
     async def connect(self) -> None:
         self.run_id = int(self.scope["url_route"]["kwargs"]["run_id"])
@@ -49,8 +48,8 @@ class RunLogConsumer(AsyncWebsocketConsumer):
             await self.close(code=4404)
             return
         # Join before reading the backlog, so a line committed in between is not missed.
-        self.group = run_group(self.run_id)
-        await self.channel_layer.group_add(self.group, self.channel_name)
+        await self.join(run_group(self.run_id))
+        await self.join_user_group()
         await self.accept()
         after = _after_param(self.scope)
         if after is None:
@@ -60,9 +59,8 @@ class RunLogConsumer(AsyncWebsocketConsumer):
             self.last_seq = after
             await self._send_new_lines()
 
-    async def disconnect(self, code: int) -> None:
-        if self.group:
-            await self.channel_layer.group_discard(self.group, self.channel_name)
+    async def access_now(self) -> int | None:
+        return None if await self._may_watch(self.scope.get("user")) else CLOSE_ACCESS_ENDED
 
     async def run_log(self, event: dict[str, Any]) -> None:
         # Events are handled one at a time, so a line already sent (in the backlog or in an

@@ -25,7 +25,7 @@ from pipeline.engine.cards import record_move, touch_with_dependents
 from pipeline.engine.completion import advance
 from pipeline.engine.errors import AlreadyRunning, EngineError, NothingToRun
 from pipeline.engine.launching import Launched, start_card
-from pipeline.engine.locks import has_active_run, lock_card_of_run, lock_feature
+from pipeline.engine.locks import has_active_run, lock_card_of_run, lock_columns, lock_feature
 from pipeline.engine.planning import (
     board_stages,
     entry_status,
@@ -174,6 +174,7 @@ def move_feature(
     in the admin). Raises FeatureError when the move is refused.
     """
     with engine_transaction():
+        lock_columns(feature.pk, stage.pk)
         locked = lock_feature(feature.pk)
         entering = locked.stage_id != stage.pk
         before = {"stage": locked.stage.key, "position": locked.position}

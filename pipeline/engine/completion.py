@@ -21,7 +21,7 @@ from pipeline.engine.locks import lock_card_of_run
 from pipeline.engine.planning import board_stages, entry_status, next_stage, runnable_recipe
 from pipeline.engine.runs import create_run
 from pipeline.engine.steps import StepResult
-from pipeline.engine.trees import run_ended
+from pipeline.engine.trees import plural, run_ended
 from pipeline.engine.waiting import wait_for_delivery
 from pipeline.engine.worker import usage_updates
 from pipeline.models import Run, RunLog
@@ -146,13 +146,19 @@ def advance(run: Run, feature: Feature, stages: list[Stage]) -> Run | None:
     # A batch's runs are told once, by the batch's final toast ("24 subtasks added to 6 stories").
     quiet = run.batch_id is not None
     if reconciled is not None and reconciled.added and not quiet:
-        kind = Feature.Kind(reconciled.kind).label.lower()
+        # Named by kind: "6 stories added", "4 subtasks added" (a story's tasks are subtasks).
+        word = str(Feature.Kind(reconciled.kind).label).lower()
+        if reconciled.kind == Feature.Kind.TASK and feature.kind == Feature.Kind.STORY:
+            word = "subtask"
         events.toast_on_commit(
             run.workspace_id,
-            f"Feature created! {len(reconciled.added)} {kind}s added",
+            f"{plural(len(reconciled.added), word)} added to “{feature.title}”",
             level="success",
             feature_id=feature.pk,
+            run_id=run.pk,
             task_count=len(reconciled.added),
+            # What the card made stays on screen when "reached Done" replaces its run's toast.
+            toast_key=f"work-{feature.pk}",
         )
     target, continues = next_stage(stages, run)
     if target is None:

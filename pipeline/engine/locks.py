@@ -10,7 +10,7 @@ from typing import Any
 
 from django.db.models import QuerySet, Subquery
 
-from features.models import Feature
+from features.models import Feature, Stage
 from pipeline.models import Run
 
 
@@ -29,6 +29,20 @@ def lock_feature(feature_id: int) -> Feature:
     return Feature.objects.select_related("workspace", "workspace__stop_stage", "stage").get(
         pk=feature_id
     )
+
+
+def lock_columns(feature_id: int, target_stage_id: int) -> None:
+    """Serialise moves per column: lock the card's column and the target column (stage rows,
+    in id order), before the card.
+
+    A move computes the column's order and renumbers it; two moves into one column at once
+    gave cards the same position, and two moves crossing between columns deadlocked on each
+    other's renumbered cards. People's moves take the column locks first, in one order; the
+    engine's own moves (a card advancing, holding its card lock) append without renumbering.
+    """
+    source = Feature.objects.filter(pk=feature_id).values_list("stage_id", flat=True).first()
+    ids = sorted({target_stage_id} | ({source} if source is not None else set()))
+    list(Stage.objects.select_for_update().filter(pk__in=ids).order_by("pk").values_list("pk"))
 
 
 def lock_card_of(run_id: int, **run_filters: Any) -> Feature | None:

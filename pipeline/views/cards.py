@@ -13,6 +13,7 @@ from django.contrib.auth.decorators import login_required
 from django.http import HttpResponse
 from django.shortcuts import render
 from django.template.loader import render_to_string
+from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from features.access import get_feature, get_workspace
@@ -22,7 +23,7 @@ from features.views.common import HtmxHttpRequest, with_toast
 from pipeline import card_queries as queries
 from pipeline import engine
 from pipeline.models import Run
-from pipeline.views.common import card_response
+from pipeline.views.common import card_response, panel_response
 
 
 def _run_in(feature: Feature, **filters: object) -> Run:
@@ -35,7 +36,9 @@ def _run_in(feature: Feature, **filters: object) -> Run:
 def _launch(feature: Feature, request: HtmxHttpRequest) -> str:
     launched = engine.launch_pipeline(feature, request.user)
     verb = "Resumed" if launched.resumed else "Launched"
-    return f"{verb}: {' → '.join(launched.pipeline)}"
+    # People read stage names; the keys (prd, tasks) are for scripts.
+    names = dict(feature.workspace.stages.values_list("key", "name"))
+    return f"{verb}: {' → '.join(names.get(key, key) for key in launched.pipeline)}"
 
 
 def _stop(feature: Feature, request: HtmxHttpRequest) -> str:
@@ -82,13 +85,16 @@ ACTIONS: dict[str, Callable[[Feature, HtmxHttpRequest], str]] = {
 @require_POST
 def card_action(request: HtmxHttpRequest, pk: int, action: str) -> HttpResponse:
     feature, membership = get_feature(request.user, pk, write=True)
+    # The card page asks for its live panel back; the board for the card.
+    respond = panel_response if request.htmx.target == "card-live" else card_response
     try:
         message = ACTIONS[action](feature, request)
     except (engine.EngineError, FeatureError) as exc:
-        return with_toast(
-            card_response(request, feature, membership, status=409), str(exc), "error"
-        )
-    return with_toast(card_response(request, feature, membership), message, "success")
+        response = respond(request, feature, membership, status=409)
+        return with_toast(response, str(exc), "error", feature_id=feature.pk)
+    response = respond(request, feature, membership)
+    # Keyed by card: this toast replaces the card's older ones (a "Generating…", a failure).
+    return with_toast(response, message, "success", feature_id=feature.pk)
 
 
 def render_columns(
@@ -126,12 +132,16 @@ def move_card(request: HtmxHttpRequest, pk: int) -> HttpResponse:
         return with_toast(HttpResponse(status=400), "Choose a stage of this board.", "error")
     position = form.cleaned_data["position"]
     touched = {feature.stage_id, stage.pk}
+    error = None
     try:
         engine.move_feature(feature, stage, user=request.user, position=position)
     except (FeatureError, engine.EngineError) as exc:
+        error = str(exc)
+    if request.htmx.target == "card-live":  # the card page's "Move to"
+        response = panel_response(request, feature, membership)
+    else:
         response = HttpResponse(render_columns(request, feature.workspace, membership, touched))
-        return with_toast(response, str(exc), "error")
-    return HttpResponse(render_columns(request, feature.workspace, membership, touched))
+    return with_toast(response, error, "error") if error else response
 
 
 # Tasks come from pipelines; people create the other kinds.
@@ -177,10 +187,11 @@ def new_feature(request: HtmxHttpRequest, slug: str) -> HttpResponse:
         )
     feature = created.feature
     message, level = f"“{feature.title}” created", "success"
+    extra: dict[str, object] = {"feature_id": feature.pk}
     if created.launched is not None:
         message, level = "Generating feature in background…", "info"
+        # Stop from the toast itself; the next toast about the card replaces this one.
+        extra["stop_url"] = reverse("features:action", args=[feature.pk, "stop"])
     response = HttpResponse(render_columns(request, workspace, membership, {feature.stage_id}))
     response["HX-Reswap"] = "none"  # keep the form; the new card arrives as an out-of-band column
-    return with_toast(
-        response, message, level, triggers={"closeDialog": "new-feature"}, feature_id=feature.pk
-    )
+    return with_toast(response, message, level, triggers={"closeDialog": "new-feature"}, **extra)

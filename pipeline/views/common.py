@@ -28,3 +28,16 @@ def card_response(
     return HttpResponse(
         render_card(request, feature.workspace, membership, feature.pk), status=status
     )
+
+
+def panel_response(
+    request: HttpRequest, feature: Feature, membership: Membership, *, status: int = 200
+) -> HttpResponse:
+    """The card page's live panel (pipeline/card_live.html), as the card now is."""
+    from pipeline.card_live import panel_context
+
+    fresh = Feature.objects.select_related("workspace").get(pk=feature.pk)
+    html = render_to_string(
+        "pipeline/card_live.html#panel", panel_context(fresh, membership), request=request
+    )
+    return HttpResponse(html, status=status)

@@ -21,6 +21,7 @@ from features.markdown import render_markdown
 from features.models import Artifact, Feature, Membership
 from features.views.common import HtmxHttpRequest, with_toast
 from pipeline import card_queries as queries
+from pipeline.card_live import panel_context
 from pipeline.models import Generation, Run, RunLog
 from pipeline.tree_queries import EpicGroup, build_tree
 from pipeline.views.rerun import diff_links
@@ -85,18 +86,13 @@ def _page(feature: Feature, membership: Membership) -> dict[str, Any]:
     runs: list[Run] = page["runs"]
     # Follow the active run live; otherwise keep the last run's log at hand, collapsed.
     log_run = next((r for r in runs if r.is_active), runs[-1] if runs else None)
-    lines: list[RunLog] = []
-    if log_run is not None:
-        lines = list(log_run.logs.order_by("-seq")[:LOG_LINES_SHOWN])[::-1]
     return {
         **page,
+        **log_context(log_run),
+        **panel_context(feature, membership),
         "feature": feature,
         "membership": membership,
         "artifact_groups": [_artifact_group(i, v) for i, v in enumerate(by_name.values(), 1)],
-        "log_run": log_run,
-        "log_lines": lines,
-        "log_truncated": len(lines) == LOG_LINES_SHOWN and lines[0].seq > 1,
-        "last_seq": lines[-1].seq if lines else 0,
         "form": _edit_form(feature),
         "rerun_diffs": diff_links(runs, page["artifacts"]),
         "generations": generation_changes(feature),
@@ -105,6 +101,19 @@ def _page(feature: Feature, membership: Membership) -> dict[str, Any]:
         "rerun_inputs": sorted(
             {artifact_key(a.name) for a in page["artifacts"] if a.kind == Artifact.Kind.DOCUMENT}
         ),
+    }
+
+
+def log_context(log_run: Run | None) -> dict[str, Any]:
+    """The log panel's context: the run's last LOG_LINES_SHOWN lines (one query)."""
+    lines: list[RunLog] = []
+    if log_run is not None:
+        lines = list(log_run.logs.order_by("-seq")[:LOG_LINES_SHOWN])[::-1]
+    return {
+        "log_run": log_run,
+        "log_lines": lines,
+        "log_truncated": len(lines) == LOG_LINES_SHOWN and lines[0].seq > 1,
+        "last_seq": lines[-1].seq if lines else 0,
     }
 
 

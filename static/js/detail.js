@@ -11,12 +11,21 @@
 
   // The ws extension builds each (re)connection through htmx.createWebSocket with the URL it
   // read once from ws-connect; rewrite ?after= at every attempt from what the page holds now.
+  // One socket per run log: a log panel swapped in by the card's socket is processed both as
+  // the panel and as its ws-connect child, which opened two sockets and showed lines twice.
   var create = window.htmx && htmx.createWebSocket;
+  var runSockets = {};
   if (window.htmx) {
     htmx.createWebSocket = function (url) {
       var match = /\/ws\/runs\/(\d+)\//.exec(url);
       if (match) url = url.replace(/([?&]after=)\d*/, "$1" + lastSeq(match[1]));
-      return create ? create(url) : new WebSocket(url);
+      var socket = create ? create(url) : new WebSocket(url);
+      if (match) {
+        var older = runSockets[match[1]];
+        if (older && older.readyState <= 1) older.close();
+        runSockets[match[1]] = socket;
+      }
+      return socket;
     };
   }
 

@@ -3,16 +3,38 @@
 (function () {
   "use strict";
 
-  function toast(message, level, featureId) {
+  // One toast per card (or batch): a newer toast about it replaces the older one, so a
+  // "Generating…" never outlives the Stop or the failure that followed it.
+  function replaceOlder(item) {
+    const key = item.dataset.toastKey;
+    if (!key) return;
+    document.querySelectorAll("#toasts .toast").forEach(function (other) {
+      if (other !== item && other.dataset.toastKey === key) other.remove();
+    });
+  }
+
+  function toast(d) {
     const box = document.getElementById("toasts");
-    if (!box) return;
+    if (!box || !d.message) return;
+    const level = d.level || "info";
     const item = document.createElement("div");
-    item.className = "toast toast-" + (level || "info");
-    item.setAttribute("role", "status");
+    item.className = "toast toast-" + level;
+    item.setAttribute("role", level === "error" ? "alert" : "status");
+    if (d.toast_key) item.dataset.toastKey = d.toast_key;
+    else if (d.batch_id) item.dataset.toastKey = "batch-" + d.batch_id;
+    else if (d.feature_id) item.dataset.toastKey = "card-" + d.feature_id;
     const text = document.createElement("span");
-    text.textContent = message;
+    text.textContent = d.message;
     item.appendChild(text);
-    if (level !== "error") item.dataset.autoclose = "";
+    if (d.stop_url) {
+      const stop = document.createElement("button");
+      stop.type = "button";
+      stop.textContent = "Stop";
+      stop.setAttribute("hx-post", d.stop_url);
+      stop.setAttribute("hx-swap", "none");
+      item.appendChild(stop);
+    }
+    if (level !== "error" && !d.stop_url) item.dataset.autoclose = "";
     const close = document.createElement("button");
     close.type = "button";
     close.className = "close";
@@ -20,6 +42,8 @@
     close.textContent = "×";
     item.appendChild(close);
     box.appendChild(item);
+    replaceOlder(item);
+    if (d.stop_url && typeof htmx !== "undefined") htmx.process(item);
     scheduleClose(item);
   }
 
@@ -30,8 +54,7 @@
   }
 
   document.addEventListener("toast", function (event) {
-    const d = event.detail || {};
-    toast(d.message, d.level, d.feature_id);
+    toast(event.detail || {});
   });
 
   document.addEventListener("click", function (event) {
@@ -72,6 +95,26 @@
     return page.dataset.moveUrlTemplate.replace("/0/", "/" + cardId + "/");
   }
 
+  // A drag in progress is never redrawn under the pointer: live updates wait until the drop.
+  let dragging = false, deferred = false, droppedAt = 0;
+  document.addEventListener("htmx:wsBeforeMessage", function (event) {
+    if (dragging && event.target.matches("[data-board-url]")) {
+      deferred = true;
+      event.preventDefault();
+    }
+  });
+  // A drag that ends over the card's own title must not also follow the link.
+  document.addEventListener("click", function (event) {
+    if (Date.now() - droppedAt < 400 && event.target.closest(".card a.title")) {
+      event.preventDefault();
+    }
+  }, true);
+
+  function resync() {
+    const page = document.querySelector("[data-board-url]");
+    if (page) htmx.ajax("GET", page.dataset.boardUrl, { target: "#board-body", swap: "outerHTML" });
+  }
+
   function initSortable(root) {
     if (typeof Sortable === "undefined") return;
     root.querySelectorAll(".cards[data-sortable]").forEach(function (list) {
@@ -82,15 +125,25 @@
         animation: 120,
         // Pointer events rather than native HTML5 drag: works the same with mouse and touch.
         forceFallback: true,
-        filter: "button, select, a, input",
+        draggable: ".card",
+        // The whole card is a handle, title included; its controls stay clickable.
+        filter: "button, select, input, label",
         preventOnFilter: false,
+        onStart: function () { dragging = true; },
         onEnd: function (evt) {
-          if (evt.from === evt.to && evt.oldIndex === evt.newIndex) return;
-          htmx.ajax("POST", moveUrl(evt.item.dataset.cardId), {
+          dragging = false;
+          droppedAt = Date.now();
+          const moved = !(evt.from === evt.to && evt.oldIndex === evt.newIndex);
+          const request = moved ? htmx.ajax("POST", moveUrl(evt.item.dataset.cardId), {
             source: evt.item,
             swap: "none",
             values: { stage: evt.to.dataset.stageId, position: evt.newIndex },
-          });
+          }) : Promise.resolve();
+          // Updates that arrived during the drag were held back: redraw once, after the move.
+          if (deferred) {
+            deferred = false;
+            request.then(resync, resync);
+          }
         },
       });
     });
@@ -138,8 +191,8 @@
       sizeBars(element);
       initSortable(element.matches(".cards") ? element.parentElement : element);
       if (element.matches(".column, #board-body")) dropDuplicates(element);
-      if (element.matches(".toast")) scheduleClose(element);
-      element.querySelectorAll && element.querySelectorAll(".toast").forEach(scheduleClose);
+      const toasts = element.matches(".toast") ? [element] : Array.from(element.querySelectorAll(".toast"));
+      toasts.forEach(function (item) { replaceOlder(item); scheduleClose(item); });
     });
   });
 
@@ -149,10 +202,8 @@
   document.addEventListener("htmx:wsOpen", function () {
     const live = document.getElementById("live-status");
     if (live) live.classList.add("on");
-    const page = document.querySelector("[data-board-url]");
-    if (opened && page) {
-      htmx.ajax("GET", page.dataset.boardUrl, { target: "#board-body", swap: "outerHTML" });
-    }
+    // Only a real reconnect (the socket had been open and closed) redraws, once.
+    if (opened) resync();
     opened = true;
   });
   document.addEventListener("htmx:wsClose", function () {
@@ -160,5 +211,7 @@
     if (live) live.classList.remove("on");
   });
 
-  window.runwayToast = toast;
+  window.runwayToast = function (message, level, featureId) {
+    toast({ message: message, level: level, feature_id: featureId });
+  };
 })();
