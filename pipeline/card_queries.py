@@ -6,7 +6,20 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from django.db.models import Count, F, OuterRef, Prefetch, Q, QuerySet, Subquery, Sum, Window
+from django.db.models import (
+    Case,
+    Count,
+    F,
+    OuterRef,
+    Prefetch,
+    Q,
+    QuerySet,
+    Subquery,
+    Sum,
+    Value,
+    When,
+    Window,
+)
 from django.db.models.functions import RowNumber
 from django.urls import reverse
 from django.utils import timezone
@@ -19,12 +32,12 @@ from pipeline.models import WORKER_STALE_AFTER, Run, WorkerHeartbeat
 
 # A column first shows this many cards; "Show more" loads the rest a page at a time. Rendering
 # the cards is what a big board's time goes to, and nobody reads card 200 of a column.
-COLUMN_PAGE = 25
+COLUMN_PAGE = 15
 MORE_PAGE = 100
 # Swimlanes shown when the work board is grouped by parent; more are reached by filtering.
 MAX_LANES = 30
 # Parents offered in the filter menu (the newest); any other is reachable by link (?parent=).
-MAX_PARENT_OPTIONS = 200
+MAX_PARENT_OPTIONS = 100
 
 
 @dataclass
@@ -64,7 +77,8 @@ class Lane:
     """The work board's row for one parent card (None: cards without a parent)."""
 
     key: str
-    parent: Feature | None
+    parent_id: int | None
+    parent_title: str
     columns: list[Column]
 
     @property
@@ -214,17 +228,19 @@ def live_cards(workspace: Workspace) -> QuerySet[Feature]:
     return Feature.objects.filter(workspace=workspace, archived_at__isnull=True)
 
 
-def _ranked_ids(cards: QuerySet[Feature], per_group: int, *partition: str) -> QuerySet[Feature]:
-    """The ids of each group's first `per_group` cards in board order, as a subquery: the
-    expensive annotations are then computed for the shown cards only."""
+def _ranked_ids(cards: QuerySet[Feature], per_group: int, *partition: Any) -> list[int]:
+    """The ids of each group's first `per_group` cards in board order (one query). Fetched on
+    their own rather than as a subquery: the expensive annotations then run for the shown cards
+    only, and the planner cannot pick a nested loop that re-ranks the board for every card (it
+    did, 6 s for 2,000 freshly inserted cards whose statistics it did not have yet)."""
     ranked = cards.annotate(
         rank=Window(
             RowNumber(),
-            partition_by=[F(name) for name in partition],
+            partition_by=[F(p) if isinstance(p, str) else p for p in partition],
             order_by=[F("position").asc(), F("id").asc()],
         )
     ).filter(rank__lte=per_group)
-    return ranked.values("pk")
+    return list(ranked.values_list("pk", flat=True))
 
 
 def _limited_columns(
@@ -260,7 +276,11 @@ def column_more(
     total = matching.count()
     page = list(
         annotated_cards(workspace, archived=filters.archived).filter(
-            pk__in=matching.order_by("position", "id").values("pk")[offset : offset + MORE_PAGE]
+            pk__in=list(
+                matching.order_by("position", "id").values_list("pk", flat=True)[
+                    offset : offset + MORE_PAGE
+                ]
+            )
         )
     )
     _columns(workspace_stages(workspace), page)
@@ -299,21 +319,17 @@ def board_page(
     workspace: Workspace, filters: BoardFilters | None = None, *, stages: list[Stage] | None = None
 ) -> dict[str, Any]:
     """Both boards under the filters, each column with its first cards and its count: a
-    constant number of queries however many cards there are (bench/run.py measures it)."""
+    constant number of queries however many cards there are (bench/run.py measures it).
+    Grouped by parent, the work board is one row (lane) per parent card, newest first."""
     filters = filters or BoardFilters()
     stages = stages if stages is not None else workspace_stages(workspace)
     matching = filters.apply(Feature.objects.filter(workspace=workspace))
-    if filters.group == "parent":
-        columns = _limited_columns(
-            workspace,
-            stages,
-            matching.filter(stage__board=Stage.Board.FEATURE),
-            archived=filters.archived,
-        )
-        lanes = _lanes(workspace, stages, matching, archived=filters.archived)
-    else:
+    grouped = filters.group == "parent"
+    if not grouped:
         columns = _limited_columns(workspace, stages, matching, archived=filters.archived)
         lanes = None
+    else:
+        columns, lanes = _grouped(workspace, stages, matching, archived=filters.archived)
     return {
         "stages": stages,
         "filters": filters,
@@ -325,43 +341,51 @@ def board_page(
     }
 
 
-def _lanes(
+def _grouped(
     workspace: Workspace, stages: list[Stage], matching: QuerySet[Feature], *, archived: bool
-) -> list[Lane]:
-    """The work board as one row per parent card (the newest first, cards without a parent
-    last), each with its first cards per column: four queries however many cards."""
+) -> tuple[dict[int, Column], list[Lane]]:
+    """The feature board's columns and the work board's lanes in the same queries as the plain
+    board: counts by (stage, parent), the first cards of each feature column and of each lane's
+    column (one ranking: a work card's group is its parent too), the cards, runs, blockers."""
     work = [s for s in stages if s.board == Stage.Board.WORK]
-    matching = matching.filter(stage__board=Stage.Board.WORK)
-    counts: dict[int | None, dict[int, int]] = {}
-    for parent_id, stage_id, n in (
-        matching.order_by().values("parent_id", "stage_id").annotate(n=Count("pk"))
-    ).values_list("parent_id", "stage_id", "n"):
-        counts.setdefault(parent_id, {})[stage_id] = n
-    keys = sorted(counts, key=lambda pk: (pk is None, -(pk or 0)))[:MAX_LANES]
-    shown = list(
-        annotated_cards(workspace, archived=archived).filter(
-            pk__in=_ranked_ids(
-                matching.filter(
-                    Q(parent_id__in=[k for k in keys if k is not None])
-                    | (Q(parent__isnull=True) if None in keys else Q(pk__in=[]))
-                ),
-                COLUMN_PAGE,
-                "parent_id",
-                "stage_id",
-            )
-        )
+    counts: dict[tuple[int, int | None], int] = {
+        (stage_id, parent_id): n
+        for stage_id, parent_id, n in matching.order_by()
+        .values("stage_id", "parent_id")
+        .annotate(n=Count("pk"))
+        .values_list("stage_id", "parent_id", "n")
+    }
+    work_ids = {s.pk for s in work}
+    lane_keys = sorted(
+        {parent for stage_id, parent in counts if stage_id in work_ids},
+        key=lambda pk: (pk is None, -(pk or 0)),
+    )[:MAX_LANES]
+    lane_of_work_card = Case(
+        When(stage__board=Stage.Board.WORK, then=F("parent_id")), default=Value(None)
     )
-    _columns(stages, shown)
-    parents = Feature.objects.only("pk", "title", "kind").in_bulk([k for k in keys if k])
+    shown_lanes = Q(stage__board=Stage.Board.FEATURE) | Q(
+        Q(parent_id__in=[k for k in lane_keys if k is not None])
+        | (Q(parent__isnull=True) if None in lane_keys else Q(pk__in=[]))
+    )
+    ids = _ranked_ids(matching.filter(shown_lanes), COLUMN_PAGE, "stage_id", lane_of_work_card)
+    shown = list(annotated_cards(workspace, archived=archived).filter(pk__in=ids))
+    # One pass for runs and blockers; the work board's plain columns are not drawn when grouped.
+    columns = _columns(stages, shown)
+    for pk, column in columns.items():
+        column.total = sum(n for (stage_id, _), n in counts.items() if stage_id == pk)
     lanes = []
-    for key in keys:
+    for key in lane_keys:
         lane_key = str(key) if key is not None else "none"
-        columns = {s.pk: Column(s, lane=lane_key, total=counts[key].get(s.pk, 0)) for s in work}
+        lane_columns = {
+            s.pk: Column(s, lane=lane_key, total=counts.get((s.pk, key), 0)) for s in work
+        }
         for card in shown:
-            if card.parent_id == key and card.stage_id in columns:
-                columns[card.stage_id].cards.append(card)
-        lanes.append(Lane(lane_key, parents.get(key) if key else None, list(columns.values())))
-    return lanes
+            if card.parent_id == key and card.stage_id in lane_columns:
+                lane_columns[card.stage_id].cards.append(card)
+        first = next((c for col in lane_columns.values() for c in col.cards), None)
+        title = getattr(first, "parent_title", "") if first is not None else ""
+        lanes.append(Lane(lane_key, key, title, list(lane_columns.values())))
+    return columns, lanes
 
 
 def parent_options(workspace: Workspace, selected: int | None) -> list[tuple[int, str]]:
