@@ -8,6 +8,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET
 
 from features.access import get_workspace, workspaces_for
+from features.models import Feature
 from features.views.common import HtmxHttpRequest
 from pipeline import card_queries as queries
 from pipeline.board_filters import BoardFilters
@@ -33,9 +34,9 @@ def board(request: HtmxHttpRequest, slug: str) -> HttpResponse:
     context = {
         "workspace": workspace,
         "membership": membership,
-        "workspaces": workspaces_for(request.user).order_by("name"),
         "kinds": KIND_CHOICES,
-        "statuses": queries.Feature.Status.choices,
+        "all_kinds": Feature.Kind.choices,
+        "statuses": Feature.Status.choices,
         "filters_qs": filters.query_string(),
         **queries.board_page(workspace, filters, stages=stages),
     }
