@@ -251,8 +251,8 @@ def _limited_columns(
     archived: bool = False,
     per_column: int = COLUMN_PAGE,
 ) -> dict[int, Column]:
-    """Columns holding their first cards of `matching`, with every column's full count:
-    three queries (counts, cards, runs) and one for blockers, however many cards match."""
+    """Columns holding their first cards of `matching`, with every column's full count: four
+    queries (counts, ids, cards, runs) and one for blockers, however many cards match."""
     counts = dict(
         matching.order_by().values("stage_id").annotate(n=Count("pk")).values_list("stage_id", "n")
     )
@@ -270,8 +270,8 @@ def _limited_columns(
 def column_more(
     workspace: Workspace, stage: Stage, filters: BoardFilters, offset: int
 ) -> tuple[Column, list[Feature]]:
-    """ "Show more": the column's next cards after the first `offset` (under the filters), and
-    the column with its count (its `.cards` are all shown so far, for the next offset)."""
+    """Show more: the column's next cards after the first `offset` (under the filters), and the
+    column with its count and how many cards the page then holds (for the next offset)."""
     matching = filters.apply(Feature.objects.filter(workspace=workspace)).filter(stage=stage)
     total = matching.count()
     page = list(
