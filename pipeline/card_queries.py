@@ -32,7 +32,7 @@ from pipeline.models import WORKER_STALE_AFTER, Run, WorkerHeartbeat
 
 # A column first shows this many cards; "Show more" loads the rest a page at a time. Rendering
 # the cards is what a big board's time goes to, and nobody reads card 200 of a column.
-COLUMN_PAGE = 15
+COLUMN_PAGE = 10
 MORE_PAGE = 100
 # Swimlanes shown when the work board is grouped by parent; more are reached by filtering.
 MAX_LANES = 30
