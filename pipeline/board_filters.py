@@ -21,6 +21,12 @@ CARD_REF = re.compile(r"^#?(\d{1,18})$")
 MAX_QUERY = 200
 
 
+def clean_query(text: str) -> str:
+    """Search text as typed, spaces collapsed and capped; a NUL (which PostgreSQL refuses in a
+    string) dropped rather than turned into an error."""
+    return " ".join(text.replace("\x00", "").split())[:MAX_QUERY]
+
+
 @dataclass(frozen=True)
 class BoardFilters:
     q: str = ""  # title or description contains it; "#12" (or "12") is card 12
@@ -40,7 +46,7 @@ class BoardFilters:
         stage = params.get("stage", "")
         parent = params.get("parent", "").lstrip("#")
         return cls(
-            q=" ".join(params.get("q", "").split())[:MAX_QUERY],
+            q=clean_query(params.get("q", "")),
             kind=kind if kind in Feature.Kind.values else "",
             status=status if status in Feature.Status.values else "",
             stage=stage if any(s.key == stage for s in stages) else "",

@@ -161,3 +161,12 @@ def test_show_more_refuses_a_bad_offset_and_other_workspaces(story):
     url = reverse("features:column_more", args=[story.workspace.slug, todo.pk])
     assert story.client_for(story.teammate).get(url, {"offset": "-1"}).status_code == 400
     assert story.client_for(story.outsider).get(url, {"offset": "0"}).status_code == 404
+
+
+def test_a_nul_in_the_search_is_dropped_not_an_error(story):
+    _card(story, "Checkout page")
+    assert _titles(_board(story, q="Check\x00out")) == {"Checkout page"}
+    palette = story.client_for(story.teammate).get(
+        reverse("features:palette", args=[story.workspace.slug]), {"q": "Check\x00out"}
+    )
+    assert palette.status_code == 200

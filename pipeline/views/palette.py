@@ -14,7 +14,7 @@ from django.views.decorators.http import require_GET
 from features.access import get_workspace
 from features.models import Feature, Stage
 from features.views.common import HtmxHttpRequest
-from pipeline.board_filters import CARD_REF, MAX_QUERY
+from pipeline.board_filters import CARD_REF, clean_query
 from pipeline.models import Run
 
 RESULTS = 12
@@ -26,7 +26,7 @@ def palette_search(request: HtmxHttpRequest, slug: str) -> HttpResponse:
     """{"cards": [{id, title, kind, stage, archived, actions: [{label, url, method, stage?}]}]}
     for up to 12 unarchived cards whose title contains `q` or whose id it names, newest first."""
     workspace, membership = get_workspace(request.user, slug)
-    q = " ".join(request.GET.get("q", "").split())[:MAX_QUERY]
+    q = clean_query(request.GET.get("q", ""))
     cards = Feature.objects.filter(workspace=workspace, archived_at__isnull=True).select_related(
         "stage"
     )
