@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('features', '0008_trees'),
+        ('features', '0009_invitations'),
     ]
 
     operations = [
