@@ -197,18 +197,24 @@ def board_render(cards: int) -> dict[str, Any]:
     client.force_login(owner)
     url = f"/w/{workspace.slug}/"
     client.get(url)  # warm caches and templates
-    timings, counts = [], []
+    timings, cpu, counts = [], [], []
     for _ in range(5):
         with CaptureQueriesContext(connection) as queries:
-            started = time.perf_counter()
+            started, started_cpu = time.perf_counter(), time.process_time()
             response = client.get(url)
             timings.append(time.perf_counter() - started)
+            # This process's CPU (Python and templates, not PostgreSQL's): on a shared machine
+            # the wall time above also counts the time other processes held the cores.
+            cpu.append(time.process_time() - started_cpu)
         assert response.status_code == 200
         counts.append(len(queries))
     return {
         "cards": cards,
         "queries": max(counts),
         "server_ms_median": ms(statistics.median(timings)),
+        "server_cpu_ms_median": ms(statistics.median(cpu)),
+        # The machine is shared: the load while measuring says how much the figure can trust.
+        "load_average_1min": round(__import__("os").getloadavg()[0], 2),
     }
 
 
@@ -299,7 +305,13 @@ def table(results: dict[str, Any]) -> str:
         ),
         (
             "board server time",
-            f"{results['board']['server_ms_median']} ms",
+            f"{results['board']['server_ms_median']} ms"
+            + (
+                f" (CPU {results['board']['server_cpu_ms_median']} ms,"
+                f" load {results['board']['load_average_1min']})"
+                if "load_average_1min" in results["board"]
+                else ""
+            ),
             TARGETS["board server time"],
         ),
         (

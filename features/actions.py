@@ -266,3 +266,34 @@ def do_update_feature(
     feature.refresh_from_db()
     events.card_changed_on_commit(feature)
     return feature
+
+
+def subtree_ids(feature: Feature) -> list[int]:
+    """The card and every card below it (children, grandchildren, ...), one query per level.
+    Cycles cannot form through `parent`, but a seen-set keeps a damaged tree finite."""
+    seen = [feature.pk]
+    level = [feature.pk]
+    while level:
+        level = [
+            pk
+            for pk in Feature.objects.filter(parent_id__in=level).values_list("pk", flat=True)
+            if pk not in seen
+        ]
+        seen.extend(level)
+    return seen
+
+
+def do_set_archived(feature_ids: list[int], *, archived: bool) -> int:
+    """Archive (or bring back) these cards: hidden from the boards, runs and history kept.
+    Returns how many cards changed. The caller checks access and active runs
+    (pipeline.engine.archiving), and holds the cards' locks."""
+    cards = Feature.objects.filter(pk__in=feature_ids)
+    if archived:
+        changed = cards.filter(archived_at__isnull=True).update(
+            archived_at=timezone.now(), version=F("version") + 1
+        )
+    else:
+        changed = cards.filter(archived_at__isnull=False).update(
+            archived_at=None, version=F("version") + 1
+        )
+    return changed

@@ -183,6 +183,9 @@ class Feature(models.Model):
     )
     source_index = models.PositiveIntegerField(null=True, blank=True)
     source_removed_at = models.DateTimeField(null=True, blank=True)
+    # Archived cards leave the boards but keep their runs, artifacts and history; set and
+    # cleared only by features.actions.do_set_archived (for a card and its whole subtree).
+    archived_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -4,7 +4,17 @@ from __future__ import annotations
 
 from django.urls import path, re_path
 
-from pipeline.views import board, cards, detail, health_checks, rerun, settings, stories
+from pipeline.views import (
+    archive,
+    board,
+    cards,
+    detail,
+    health_checks,
+    palette,
+    rerun,
+    settings,
+    stories,
+)
 
 # The board and card pages keep the "features" URL namespace (features:board, features:detail):
 # URLs name what a person sees, while the views live here because they show cards with their runs.
@@ -15,6 +25,8 @@ urlpatterns = [
     path("", board.home, name="home"),
     path("w/<slug:slug>/", board.board, name="board"),
     path("w/<slug:slug>/features/new", cards.new_feature, name="new"),
+    path("w/<slug:slug>/columns/<int:stage_id>/more", board.column_more, name="column_more"),
+    path("w/<slug:slug>/palette", palette.palette_search, name="palette"),
     path("w/<slug:slug>/worker-banner", board.worker_banner, name="worker_banner"),
     path("w/<slug:slug>/settings", settings.workspace_settings, name="settings"),
     path("w/<slug:slug>/settings/kinds", settings.kind_stages, name="kind_stages"),
@@ -33,6 +45,8 @@ urlpatterns = [
     # Cards
     path("features/<int:pk>/", detail.feature_detail, name="detail"),
     path("features/<int:pk>/move", cards.move_card, name="move"),
+    path("features/<int:pk>/archive", archive.archive, name="archive"),
+    path("features/<int:pk>/unarchive", archive.unarchive, name="unarchive"),
     path("features/<int:pk>/edit", detail.edit_feature, name="edit"),
     path("features/<int:pk>/health", health_checks.set_health_check, name="health"),
     path(

@@ -90,7 +90,19 @@ BULK_FILTER += ("created_before", "finished_after", "finished_before")
 
 ENDPOINTS: dict[str, Endpoint] = {
     "features:home": Endpoint(lambda o: "/", (), "get"),
-    "features:board": Endpoint(lambda o: f"/w/{o['slug']}/", (), "get"),
+    "features:board": Endpoint(
+        lambda o: f"/w/{o['slug']}/",
+        ("q", "kind", "status", "stage", "parent", "blocked", "failed", "archived", "group"),
+        "get",
+    ),
+    "features:column_more": Endpoint(
+        lambda o: f"/w/{o['slug']}/columns/{o['stage']}/more",
+        ("offset", "q", "kind", "status", "stage", "parent", "archived"),
+        "get",
+    ),
+    "features:palette": Endpoint(lambda o: f"/w/{o['slug']}/palette", ("q",), "get"),
+    "features:archive": Endpoint(lambda o: f"/features/{o['pk']}/archive", ()),
+    "features:unarchive": Endpoint(lambda o: f"/features/{o['pk']}/unarchive", ()),
     "features:worker_banner": Endpoint(lambda o: f"/w/{o['slug']}/worker-banner", (), "get"),
     "features:new": Endpoint(
         lambda o: f"/w/{o['slug']}/features/new", ("title", "description", "kind", "launch")
@@ -255,6 +267,7 @@ def objects(story: Story, eager: Any) -> dict[str, Any]:
     return {
         "slug": story.workspace.slug,
         "pk": card(story.workspace, "Target").pk,
+        "stage": story.workspace.stages.order_by("id").first().pk,  # type: ignore[union-attr]
         "done": done.pk,
         "artifact": artifact.name,
         "run": run.pk,

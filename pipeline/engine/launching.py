@@ -74,6 +74,8 @@ def start_card(
     `resume_stopped`). Raises AlreadyRunning, NothingToRun, or Blocked (delivery waits for
     unfinished dependencies; planning does not).
     """
+    if feature.archived_at is not None:
+        raise NothingToRun(f"“{feature.title}” is archived: unarchive it first.")
     if has_active_run(feature):
         raise AlreadyRunning(
             f"“{feature.title}” already has a pipeline running; stop it or wait for it to end."
