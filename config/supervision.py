@@ -16,10 +16,12 @@ stops the programs in order.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import secrets
 import shlex
+import tempfile
 import xmlrpc.client
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,6 +65,10 @@ def read_procfile(path: Path) -> list[ProcessSpec]:
     return specs
 
 
+# Longest unix socket path that works everywhere we run (macOS's sun_path is 104 bytes).
+_SUN_PATH_MAX = 100
+
+
 @dataclass(frozen=True)
 class Paths:
     """Where supervisord keeps its config, socket and pid file (under RUNWAY_VAR_DIR)."""
@@ -75,7 +81,14 @@ class Paths:
 
     @property
     def socket(self) -> Path:
-        return self.root / "supervisord.sock"
+        """The RPC socket: under `root`, or, when that path is too long for a unix socket
+        (sun_path holds 108 bytes on Linux, 104 on macOS), a short one in the temp folder
+        named after `root`, so a deep checkout still starts."""
+        path = self.root / "supervisord.sock"
+        if len(os.fsencode(path)) < _SUN_PATH_MAX:
+            return path
+        digest = hashlib.sha256(os.fsencode(self.root.resolve())).hexdigest()[:16]
+        return Path(tempfile.gettempdir()) / f"runway-supervisord-{digest}.sock"
 
     @property
     def pidfile(self) -> Path:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Iterator
 from decimal import Decimal
 
 import pytest
+from django.apps import apps as django_apps
 from django.contrib.auth.models import User
 from django.test import Client
 
@@ -59,8 +61,20 @@ def test_a_price_for_a_model_covers_its_dated_versions(db):
 
 
 def test_the_example_prices_are_seeded_for_claude(db):
+    # The data migration's own function, on an empty table: a transactional test earlier in
+    # this process flushes the rows the migration wrote, so they cannot be read back here.
+    seeding = importlib.import_module("pipeline.migrations.0005_default_model_prices")
+    ModelPrice.objects.all().delete()
+    ModelPrice.objects.create(
+        provider="anthropic", model="claude-haiku-4-5", input_per_mtok=9, output_per_mtok=9
+    )
+
+    seeding.seed(django_apps, None)
+
     seeded = set(ModelPrice.objects.filter(provider="anthropic").values_list("model", flat=True))
     assert {"claude-sonnet-4-6", "claude-haiku-4-5"} <= seeded
+    # A price an operator set is left alone.
+    assert ModelPrice.objects.get(model="claude-haiku-4-5").input_per_mtok == 9
 
 
 def test_a_spent_budget_pauses_the_pipeline_until_an_admin_raises_it(

@@ -4,6 +4,7 @@ parser: every Procfile process supervised, restarted on death, its command run a
 from __future__ import annotations
 
 import io
+import os
 from pathlib import Path
 
 import pytest
@@ -75,3 +76,13 @@ def test_the_processes_command_says_in_one_line_when_nothing_runs(tmp_path: Path
 
     with pytest.raises(CommandError, match=r"not running here .*start them with `make run`\.$"):
         call_command("processes", "pid", "worker", stdout=io.StringIO())
+
+
+def test_a_socket_path_too_long_for_unix_moves_to_a_short_one(tmp_path: Path) -> None:
+    short = Paths(tmp_path / "s")
+    deep = Paths(tmp_path / ("d" * 120) / "supervisor")
+
+    assert short.socket == tmp_path / "s" / "supervisord.sock"
+    assert len(os.fsencode(deep.socket)) < 100
+    assert deep.socket != Paths(tmp_path / ("e" * 120)).socket  # one socket per folder
+    assert deep.socket == Paths(tmp_path / ("d" * 120) / "supervisor").socket  # stable
