@@ -35,10 +35,11 @@ def month_spend(workspace_id: int, now: datetime) -> Decimal:
 def admission_refusal(run_id: int, now: datetime) -> tuple[str, float] | None:
     """Why the workspace cannot start this run now, and when to look again; None if it can.
 
-    The workspace row is locked so two workers cannot both take the last free slot.
+    Call under the workspace's admission lock (locks.lock_card_for_claim), so two workers
+    cannot both take the last free slot.
     """
     workspace_id = Run.objects.values_list("workspace_id", flat=True).get(pk=run_id)
-    workspace = Workspace.objects.select_for_update().order_by().get(pk=workspace_id)
+    workspace = Workspace.objects.get(pk=workspace_id)
     running = Run.objects.filter(workspace_id=workspace_id, status=Status.RUNNING).count()
     if running >= workspace.max_concurrent_runs:
         why = (
@@ -71,9 +72,12 @@ def _tell_if_waiting_long(run_id: int, workspace_id: int, why: str, now: datetim
         notices.emit(notices.SLOTS_EXHAUSTED, workspace_id=workspace_id, text=why, run_id=run_id)
 
 
-def defer(run_id: int, why: str, retry_in: float, *, now: datetime) -> None:
+def defer(
+    run_id: int, why: str, retry_in: float, *, now: datetime, feature_id: int | None = None
+) -> None:
     """Leave the run queued, say why on its card, and look again in `retry_in` seconds."""
-    if transitions.defer(run_id, why=why, until=now + timedelta(seconds=retry_in)):
+    until = now + timedelta(seconds=retry_in)
+    if transitions.defer(run_id, why=why, until=until, feature_id=feature_id):
         transaction.on_commit(partial(enqueue, run_id, countdown=retry_in), robust=True)
 
 

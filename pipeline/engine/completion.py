@@ -9,7 +9,7 @@ from django.db.models import Max
 from features import events, notices
 from features.models import Artifact, Feature, Stage
 from pipeline.engine import transitions
-from pipeline.engine.card_state import engine_transaction
+from pipeline.engine.card_state import engine_transaction, touch_active
 from pipeline.engine.cards import record_move
 from pipeline.engine.generation import (
     apply_generated_work,
@@ -18,7 +18,13 @@ from pipeline.engine.generation import (
     open_questions,
 )
 from pipeline.engine.locks import lock_card_of_run
-from pipeline.engine.planning import board_stages, entry_status, next_stage, runnable_recipe
+from pipeline.engine.planning import (
+    board_stages,
+    entry_status,
+    next_stage,
+    runnable_recipe,
+    stage_by_id,
+)
 from pipeline.engine.runs import create_run
 from pipeline.engine.steps import StepResult
 from pipeline.engine.trees import plural, run_ended
@@ -27,34 +33,47 @@ from pipeline.engine.worker import usage_updates
 from pipeline.models import Run, RunLog
 from pipeline.runlog import append_log, flush_buffered
 from skills.gates import ArtifactView, GateSpec, blocking_failures, evaluate
-from skills.models import StageRecipe
+from skills.models import Gate, StageRecipe
 
 Status = Run.Status
 Automation = StageRecipe.Automation
 OnFail = StageRecipe.OnFail
 
 
-def complete_run(run_id: int, attempt: int, steps: list[StepResult], usage: dict[str, Any]) -> bool:
+def complete_run(
+    run_id: int,
+    attempt: int,
+    steps: list[StepResult],
+    usage: dict[str, Any],
+    *,
+    gates: list[Gate] | None = None,
+) -> bool:
     """Store the result, check gates and advance the card — all or nothing, and only once.
 
     The first UPDATE is the fence (status=running and this attempt) and takes the run's row
     lock; the last one records the outcome, so `finished_at` is when the result was stored.
-    Generated cards are made only once the gates passed (in `advance`). Returns False when
-    the run is no longer this attempt's (cancelled or taken over): nothing is written.
+    Generated cards are made only once the gates passed (in `advance`). `gates` are the
+    recipe's gates when the caller read them already (the executor does, to validate the
+    recipe before the first step); None reads them here. Returns False when the run is no
+    longer this attempt's (cancelled or taken over): nothing is written.
     """
     with engine_transaction():
         feature = lock_card_of_run(run_id)
         # Not active any more from here on: the next run may be created in this transaction.
-        if not transitions.succeed(run_id, attempt):
+        run = transitions.succeed(run_id, attempt, feature_id=feature.pk)
+        if run is None:
             return False
-        run = Run.objects.select_related("stage", "stage__recipe").get(pk=run_id)
+        # Every stage of the workspace in one query: the run's own (with its recipe) is there.
+        every_stage = board_stages(feature.workspace_id, None)
+        run.stage = stage_by_id(every_stage, run.stage_id)
+        stages = [s for s in every_stage if s.board == run.stage.board]
         artifacts = _save_artifacts(run, feature, steps)
         metrics = {k: v for step in steps for k, v in step.metrics.items()}
         recipe = run.stage.recipe
         results = evaluate(
             [
                 GateSpec(g.name, g.type, g.config, g.required, g.failure_message)
-                for g in recipe.gates.all()
+                for g in (recipe.gates.all() if gates is None else gates)
             ],
             [ArtifactView(a.name, a.kind, a.content) for a in artifacts],
             metrics,
@@ -71,7 +90,6 @@ def complete_run(run_id: int, attempt: int, steps: list[StepResult], usage: dict
         # A generated list that cannot become cards (a dependency cycle) is refused like a gate.
         problems = [f.message for f in blocking_failures(results)]
         problems += filter(None, [list_problem(generated_items(run))])
-        stages = board_stages(feature.workspace_id, run.stage.board)
         if problems:
             _apply_gate_failure(run, feature, stages, "; ".join(problems))
         elif recipe.automation == Automation.AUTO_NOTIFY:
@@ -85,6 +103,7 @@ def complete_run(run_id: int, attempt: int, steps: list[StepResult], usage: dict
             run_id,
             attempt,
             status=run.status,
+            feature_id=feature.pk,
             decision=run.decision,
             step_index=len(steps),
             error_kind=run.error_kind,
@@ -182,6 +201,9 @@ def advance(run: Run, feature: Feature, stages: list[Stage]) -> Run | None:
             trigger=Run.Trigger.PIPELINE,
             batch_id=run.batch_id,
         )
+        if next_run.status in (Status.QUEUED, Status.AWAITING_APPROVAL):
+            # The card's latest run is this new one: its status follows from it alone.
+            touch_active(feature.pk, feature.workspace_id, transitions.latest_of(next_run))
         append_log(run.pk, f"Advanced to {target.key}; next run #{next_run.pk}")
         return next_run
     held = wait_for_delivery(run, feature, target, stages)
