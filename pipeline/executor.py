@@ -68,10 +68,13 @@ def build_inputs(run: Run, step: RecipeStep, earlier: list[engine.StepResult]) -
     inputs: dict[str, str] = {"title": feature.title, "description": feature.description}
     inputs["kind"] = feature.kind  # an epic's task list is stories, a story's is subtasks
     documents: dict[str, str] = {}
+    # The claim said whether the card has any document yet: a first stage reads none.
     latest = (
         Artifact.objects.filter(feature=feature, kind=Artifact.Kind.DOCUMENT)
         .order_by("name", "-version")
         .values_list("name", "content")
+        if getattr(feature, "has_documents", True)
+        else []
     )
     for name, content in latest:
         documents.setdefault(name, content)

@@ -295,6 +295,8 @@ def _active_facts(run: LatestRun) -> CardFacts:
 # --- Once per transaction -------------------------------------------------------------------------
 
 _touched: ContextVar[dict[int, Feature | None] | None] = ContextVar("runway_touched", default=None)
+# Runs that stopped running in this transaction: each frees a slot of its workspace.
+_freed: ContextVar[list[int] | None] = ContextVar("runway_freed", default=None)
 # Cards touched with their latest run in hand (touch_active): {id: (workspace id, run)}.
 _known: ContextVar[dict[int, tuple[int, LatestRun]] | None] = ContextVar(
     "runway_known", default=None
@@ -317,6 +319,18 @@ def touch(*cards: Feature | int) -> None:
             pending[card.pk] = card
         else:
             pending.setdefault(card, None)
+
+
+def slot_freed(run_id: int) -> None:
+    """This run stopped running: a run of its workspace deferred for want of a slot may go now.
+    Woken once, at the end of the engine transaction (at once outside one)."""
+    freed = _freed.get()
+    if freed is None:
+        from pipeline.engine.admission import wake_deferred
+
+        wake_deferred([run_id])
+        return
+    freed.append(run_id)
 
 
 def touch_active(feature_id: int, workspace_id: int, run: LatestRun) -> None:
@@ -353,7 +367,8 @@ def watch_waiting(*feature_ids: int) -> None:
 @contextlib.contextmanager
 def engine_transaction() -> Iterator[None]:
     """``transaction.atomic()`` that, before commit, releases the waiting runs whose
-    dependencies finished in it and derives every touched card's status once.
+    dependencies finished in it, wakes a deferred run for each slot freed in it, and derives
+    every touched card's status once.
 
     Nested uses join the outermost one, so a command that makes several transitions settles
     each card once.
@@ -365,8 +380,10 @@ def engine_transaction() -> Iterator[None]:
     pending: dict[int, Feature | None] = {}
     known: dict[int, tuple[int, LatestRun]] = {}
     waiters: set[int] = set()
+    freed: list[int] = []
     token = _touched.set(pending)
     known_token = _known.set(known)
+    freed_token = _freed.set(freed)
     waiters_token = _waiters.set(waiters)
     try:
         with transaction.atomic():
@@ -377,6 +394,10 @@ def engine_transaction() -> Iterator[None]:
                 ready = sorted(waiters)
                 waiters.clear()
                 release_ready(ready)  # a card it moves may add its own dependents
+            if freed:
+                from pipeline.engine.admission import wake_deferred
+
+                wake_deferred(freed)
             # Cards touched while settling (none today) would wait for the next transaction.
             _touched.set(None)
             _known.set(None)
@@ -384,5 +405,6 @@ def engine_transaction() -> Iterator[None]:
             settle(pending, cards=[c for c in pending.values() if c is not None], known=known)
     finally:
         _waiters.reset(waiters_token)
+        _freed.reset(freed_token)
         _known.reset(known_token)
         _touched.reset(token)

@@ -11,7 +11,7 @@ from typing import Any
 from django.db import connection
 from django.db.models import Exists, OuterRef, QuerySet, Subquery
 
-from features.models import Dependency, Feature, Stage
+from features.models import Artifact, Dependency, Feature, Stage
 from pipeline.models import Run
 
 
@@ -83,19 +83,24 @@ def lock_card_for_claim(run_id: int) -> Feature | None:
     claim counts the running runs under it), and only for the claim's short transaction, while
     inserts that reference the workspace (runs, cards) no longer queue behind a claim's row
     lock. The claim's own UPDATE, a later statement, then counts what committed before it.
-    None when the run does not exist."""
+    The card says whether it has documents yet (`has_documents`, PostgreSQL). None when the
+    run does not exist."""
     card_table = connection.ops.quote_name(Feature._meta.db_table)
     run_table = connection.ops.quote_name(Run._meta.db_table)
+    artifact_table = connection.ops.quote_name(Artifact._meta.db_table)
     card_of_run = f"SELECT feature_id FROM {run_table} WHERE id = %s"  # noqa: S608 - names from meta
     if connection.vendor == "postgresql":
         # The subquery's FOR UPDATE keeps it from being merged into the outer query, so the
         # advisory lock is taken in the outer projection, after the card's lock is held.
+        # has_documents spares the executor its read of the card's documents when there are
+        # none yet (a card's first stage).
         sql = (
             f"SELECT card.*, pg_advisory_xact_lock(%s, card.workspace_id::integer) IS NULL "  # noqa: S608
-            f"AS admission_locked FROM (SELECT * FROM {card_table} "
-            f"WHERE id = ({card_of_run}) FOR UPDATE) AS card"
+            f"AS admission_locked, EXISTS (SELECT 1 FROM {artifact_table} AS a "
+            f"WHERE a.feature_id = card.id AND a.kind = %s) AS has_documents "
+            f"FROM (SELECT * FROM {card_table} WHERE id = ({card_of_run}) FOR UPDATE) AS card"
         )
-        params: list[Any] = [ADMISSION_LOCK_SPACE, run_id]
+        params: list[Any] = [ADMISSION_LOCK_SPACE, Artifact.Kind.DOCUMENT, run_id]
     else:  # SQLite runs one writer at a time: its transaction is the lock.
         sql = f"SELECT * FROM {card_table} WHERE id = ({card_of_run})"  # noqa: S608
         params = [run_id]

@@ -24,7 +24,7 @@ from django.utils import timezone
 
 from features import notices
 from features.models import Workspace
-from pipeline.engine.card_state import LatestRun, touch, touch_active
+from pipeline.engine.card_state import LatestRun, slot_freed, touch, touch_active
 from pipeline.models import Run
 from pipeline.storable import clip
 
@@ -92,10 +92,13 @@ def claim(
     return _touched(run_id, done, feature_id)
 
 
-def _returning(sql: str, params: list[Any]) -> Run | None:
-    """Run an UPDATE … RETURNING every column of the run; the run as it is now, or None when
-    no row matched. The run comes back from the write itself: nothing is read twice."""
+def _returning(sql: str, params: list[Any], *, extra: str = "") -> Run | None:
+    """Run an UPDATE … RETURNING every column of the run (and the `extra` expressions, set as
+    attributes); the run as it is now, or None when no row matched. The run comes back from
+    the write itself: nothing is read twice."""
     columns = ", ".join(connection.ops.quote_name(str(f.column)) for f in Run._meta.concrete_fields)
+    if extra:
+        columns += f", {extra}"
     rows = list(Run.objects.raw(f"{sql} RETURNING {columns}", params))
     return rows[0] if rows else None
 
@@ -222,6 +225,9 @@ def cancel(feature_id: int, *, message: str, note: str) -> list[tuple[int, str]]
         card_note=clip(note, 500),
     )
     touch(feature_id)
+    for run_id, status in active:
+        if status == Status.RUNNING:
+            slot_freed(run_id)
     return active
 
 
@@ -229,14 +235,20 @@ def succeed(run_id: int, attempt: int, *, feature_id: int | None = None) -> Run 
     """running → succeeded (fenced). Returns the run as it now is (one statement), or None
     when it is not this attempt's any more. The outcome is written by :func:`record_outcome`
     in the same transaction once gates are checked."""
-    q = connection.ops.quote_name
+    runs = connection.ops.quote_name(Run._meta.db_table)
     run = _returning(
-        f"UPDATE {q(Run._meta.db_table)} SET status = %s, heartbeat_at = %s "  # noqa: S608
+        f"UPDATE {runs} SET status = %s, heartbeat_at = %s "  # noqa: S608
         "WHERE id = %s AND status = %s AND attempt = %s",
         [Status.SUCCEEDED, _when(timezone.now()), run_id, Status.RUNNING, attempt],
+        # Whether a run of the workspace waits for the slot this one frees, in the same trip.
+        extra=f"EXISTS (SELECT 1 FROM {runs} AS deferred WHERE deferred.workspace_id = "  # noqa: S608
+        f"{runs}.workspace_id AND deferred.status = '{Status.QUEUED}' AND "
+        f"deferred.error_kind = '{Run.ErrorKind.DEFERRED}') AS has_deferred",
     )
     if run is not None:
         touch(feature_id if feature_id is not None else run.feature_id)
+        if getattr(run, "has_deferred", True):
+            slot_freed(run_id)
     return run
 
 
@@ -259,6 +271,8 @@ def fail(run_id: int, attempt: int, *, kind: str, message: str, note: str) -> bo
         error_message=message,
         card_note=clip(note, 500),
     )
+    if done:
+        slot_freed(run_id)
     return _touched(run_id, done)
 
 
@@ -291,6 +305,8 @@ def requeue(
         card_note=clip(note, 500),
         **fields,
     )
+    if done:
+        slot_freed(run_id)
     return _touched(run_id, done)
 
 
@@ -307,6 +323,8 @@ def fail_stale(
         error_message=message,
         card_note=clip(note, 500),
     )
+    if done:
+        slot_freed(run_id)
     return _touched(run_id, done)
 
 
