@@ -20,8 +20,10 @@ from pipeline.models import Run
 
 # How soon a run refused for lack of a slot, or for the budget, is looked at again. A run
 # waiting for a slot is woken as soon as one frees (wake_deferred); the retry is the safety
-# net for a wake-up message that was lost.
-ADMISSION_RETRY_SECONDS = 30.0
+# net for a lost wake-up message, and for a refusal that committed just after the run holding
+# the slot looked for waiting runs (its completion does not take the admission lock, so that
+# claims never queue behind completions).
+ADMISSION_RETRY_SECONDS = 5.0
 SLOT_WAIT = "Waiting for a free slot"
 BUDGET_RETRY_SECONDS = 60.0
 Status = Run.Status
