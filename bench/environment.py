@@ -29,6 +29,10 @@ class Services:
     _embedded: object | None = None
 
     def close(self) -> None:
+        from django.db import connections
+
+        # This process's own connection would keep its database from being dropped.
+        connections.close_all()
         if self._embedded is not None:
             self._embedded.stop()  # type: ignore[attr-defined]
         for name in self._cleanup:

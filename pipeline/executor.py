@@ -27,7 +27,7 @@ from pipeline.providers import get_provider
 from pipeline.providers.base import ProviderError, StepCancelled, StepOutput, StepRequest
 from pipeline.runlog import append_log, buffering, flush_buffered
 from pipeline.storable import storable, storable_text
-from skills.models import RecipeStep, StageRecipe
+from skills.models import Gate, RecipeStep, StageRecipe
 from skills.validation import blocking_errors
 
 logger = logging.getLogger(__name__)
@@ -68,10 +68,13 @@ def build_inputs(run: Run, step: RecipeStep, earlier: list[engine.StepResult]) -
     inputs: dict[str, str] = {"title": feature.title, "description": feature.description}
     inputs["kind"] = feature.kind  # an epic's task list is stories, a story's is subtasks
     documents: dict[str, str] = {}
+    # The claim said whether the card has any document yet: a first stage reads none.
     latest = (
         Artifact.objects.filter(feature=feature, kind=Artifact.Kind.DOCUMENT)
         .order_by("name", "-version")
         .values_list("name", "content")
+        if getattr(feature, "has_documents", True)
+        else []
     )
     for name, content in latest:
         documents.setdefault(name, content)
@@ -168,19 +171,26 @@ def step_fingerprint(step: RecipeStep) -> str:
 def _execute(run: Run, claim: Claim) -> None:
     # A recipe edited into a broken state (e.g. in the admin) fails here, before it costs
     # anything, with what to fix, rather than midway with a provider's error.
-    recipe = StageRecipe.objects.select_related("stage").filter(stage_id=run.stage_id).first()
-    if recipe is not None and (problems := blocking_errors(recipe)):
+    # The steps, their skills and their recipe in one query; its gates in a second, read once
+    # for the check and again for completion.
+    steps = list(
+        RecipeStep.objects.filter(recipe__stage_id=run.stage_id)
+        .select_related("skill", "recipe", "recipe__stage")
+        .order_by("order")
+    )
+    recipe = (
+        steps[0].recipe
+        if steps
+        else StageRecipe.objects.select_related("stage").filter(stage_id=run.stage_id).first()
+    )
+    gates = list(recipe.gates.all()) if recipe is not None else []
+    if recipe is not None and (problems := blocking_errors(recipe, steps=steps, gates=gates)):
         engine.fail_run(
             run.pk,
             run.attempt,
             f"Recipe invalid: {' '.join(problems)} Fix the {recipe.stage.name} recipe, then Retry.",
         )
         return
-    steps = list(
-        RecipeStep.objects.filter(recipe__stage_id=run.stage_id)
-        .select_related("skill", "recipe")
-        .order_by("order")
-    )
     done = carried_steps(run, steps)
     carried = len(done)
     usage: dict[str, Any] = dict.fromkeys(USAGE_FIELDS, 0)
@@ -241,10 +251,16 @@ def _execute(run: Run, claim: Claim) -> None:
             if not recorded:
                 return
             usage = dict.fromkeys(USAGE_FIELDS, 0)
-    _complete(run, claim, done, usage)
+    _complete(run, claim, done, usage, gates)
 
 
-def _complete(run: Run, claim: Claim, done: list[engine.StepResult], usage: dict[str, Any]) -> None:
+def _complete(
+    run: Run,
+    claim: Claim,
+    done: list[engine.StepResult],
+    usage: dict[str, Any],
+    gates: list[Gate],
+) -> None:
     """Store the result; a database fault is retried with the same outputs (the completion is
     one fenced transaction, so a retry after a lost commit finds it stored and stops)."""
 
@@ -261,7 +277,7 @@ def _complete(run: Run, claim: Claim, done: list[engine.StepResult], usage: dict
     def complete() -> bool:
         nonlocal faults
         try:
-            return engine.complete_run(run.pk, run.attempt, done, usage)
+            return engine.complete_run(run.pk, run.attempt, done, usage, gates=gates)
         except DB_FAULTS:
             faults += 1
             raise

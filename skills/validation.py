@@ -221,6 +221,18 @@ def _provider_available(name: str) -> bool:
     return True
 
 
-def blocking_errors(recipe: StageRecipe) -> list[str]:
-    """What stops a run of this recipe now (the executor's check before the first step)."""
-    return validate_recipe(recipe, check_trust=False).errors
+def blocking_errors(
+    recipe: StageRecipe,
+    *,
+    steps: Sequence[RecipeStep] | None = None,
+    gates: Sequence[Gate] | None = None,
+) -> list[str]:
+    """What stops a run of this recipe now (the executor's check before the first step).
+    `steps` (with their skills) and `gates` are the recipe's, when the caller read them
+    already; None reads them."""
+    return validate_recipe(
+        recipe,
+        steps=None if steps is None else [StepDraft.of(s) for s in steps],
+        gates=None if gates is None else [GateDraft.of(g) for g in gates],
+        check_trust=False,
+    ).errors

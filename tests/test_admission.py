@@ -46,3 +46,49 @@ def test_a_reached_budget_holds_new_runs_until_it_is_raised(story, eager, no_enq
     with eager():
         assert engine.resume_deferred(story.workspace) == 1
     assert [r.status for r in chain(waiting)] == ["succeeded", "succeeded"]
+
+
+def test_a_freed_slot_wakes_a_run_that_waits_for_one_at_once(story, no_enqueue):
+    from functools import partial
+
+    from pipeline.engine.runs import enqueue
+
+    Workspace.objects.filter(pk=story.workspace.pk).update(max_concurrent_runs=1)
+    first, second = card(story.workspace, "First"), card(story.workspace, "Second")
+    with no_enqueue():
+        running = engine.launch_pipeline(first, story.owner).run
+        waiting = engine.launch_pipeline(second, story.owner).run
+        assert engine.claim_run(running.pk, "w/1") is not None
+        assert engine.claim_run(waiting.pk, "w/2") is None
+    waiting.refresh_from_db()
+    assert waiting.error_kind == "deferred"
+    assert waiting.next_attempt_at is not None  # the retry is only the safety net
+
+    with no_enqueue() as callbacks:
+        engine.fail_run(running.pk, 1, "The provider refused")
+    waiting.refresh_from_db()
+    assert waiting.next_attempt_at is None
+    woken = [
+        c
+        for c in callbacks
+        if isinstance(c, partial) and c.func is enqueue and c.args == (waiting.pk,)
+    ]
+    assert len(woken) == 1
+    with no_enqueue():
+        assert engine.claim_run(waiting.pk, "w/2") is not None
+
+
+def test_a_run_waiting_for_the_budget_is_not_woken_by_a_freed_slot(story, no_enqueue):
+    Workspace.objects.filter(pk=story.workspace.pk).update(monthly_budget_usd=Decimal("1"))
+    spent = card(story.workspace, "Spent")
+    with no_enqueue():
+        running = engine.launch_pipeline(spent, story.owner).run
+        assert engine.claim_run(running.pk, "w/1") is not None
+    Run.objects.filter(pk=running.pk).update(cost_usd=Decimal("2"))
+    with no_enqueue():
+        waiting = engine.launch_pipeline(card(story.workspace, "Waiting"), story.owner).run
+        assert engine.claim_run(waiting.pk, "w/2") is None
+        engine.fail_run(running.pk, 1, "The provider refused")
+    waiting.refresh_from_db()
+    assert waiting.error_message.startswith("Budget reached")
+    assert waiting.next_attempt_at is not None

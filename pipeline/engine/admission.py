@@ -18,8 +18,13 @@ from pipeline.engine import transitions
 from pipeline.engine.runs import enqueue
 from pipeline.models import Run
 
-# How soon a run refused for lack of a slot, or for the budget, is looked at again.
-ADMISSION_RETRY_SECONDS = 2.0
+# How soon a run refused for lack of a slot, or for the budget, is looked at again. A run
+# waiting for a slot is woken as soon as one frees (wake_deferred); the retry is the safety
+# net for a lost wake-up message, and for a refusal that committed just after the run holding
+# the slot looked for waiting runs (its completion does not take the admission lock, so that
+# claims never queue behind completions).
+ADMISSION_RETRY_SECONDS = 5.0
+SLOT_WAIT = "Waiting for a free slot"
 BUDGET_RETRY_SECONDS = 60.0
 Status = Run.Status
 
@@ -35,14 +40,15 @@ def month_spend(workspace_id: int, now: datetime) -> Decimal:
 def admission_refusal(run_id: int, now: datetime) -> tuple[str, float] | None:
     """Why the workspace cannot start this run now, and when to look again; None if it can.
 
-    The workspace row is locked so two workers cannot both take the last free slot.
+    Call under the workspace's admission lock (locks.lock_card_for_claim), so two workers
+    cannot both take the last free slot.
     """
     workspace_id = Run.objects.values_list("workspace_id", flat=True).get(pk=run_id)
-    workspace = Workspace.objects.select_for_update().order_by().get(pk=workspace_id)
+    workspace = Workspace.objects.get(pk=workspace_id)
     running = Run.objects.filter(workspace_id=workspace_id, status=Status.RUNNING).count()
     if running >= workspace.max_concurrent_runs:
         why = (
-            f"Waiting for a free slot: {running} runs are running in this workspace "
+            f"{SLOT_WAIT}: {running} runs are running in this workspace "
             f"(limit {workspace.max_concurrent_runs})"
         )
         _tell_if_waiting_long(run_id, workspace_id, why, now)
@@ -71,9 +77,12 @@ def _tell_if_waiting_long(run_id: int, workspace_id: int, why: str, now: datetim
         notices.emit(notices.SLOTS_EXHAUSTED, workspace_id=workspace_id, text=why, run_id=run_id)
 
 
-def defer(run_id: int, why: str, retry_in: float, *, now: datetime) -> None:
+def defer(
+    run_id: int, why: str, retry_in: float, *, now: datetime, feature_id: int | None = None
+) -> None:
     """Leave the run queued, say why on its card, and look again in `retry_in` seconds."""
-    if transitions.defer(run_id, why=why, until=now + timedelta(seconds=retry_in)):
+    until = now + timedelta(seconds=retry_in)
+    if transitions.defer(run_id, why=why, until=until, feature_id=feature_id):
         transaction.on_commit(partial(enqueue, run_id, countdown=retry_in), robust=True)
 
 
@@ -84,3 +93,26 @@ def resume_deferred(workspace: Workspace) -> int:
     for run_id in waiting:
         transaction.on_commit(partial(enqueue, run_id), robust=True)
     return len(waiting)
+
+
+def wake_deferred(freed: list[int]) -> list[int]:
+    """These runs stopped running: send, after commit, as many of their workspaces' runs
+    deferred for want of a slot (oldest first), so a freed slot is taken at once rather than
+    at the next retry. Returns the ids woken. A woken run still passes admission when claimed.
+    """
+    waiting = list(
+        Run.objects.filter(
+            workspace_id__in=Run.objects.filter(pk__in=freed).values("workspace_id"),
+            status=Status.QUEUED,
+            error_kind=Run.ErrorKind.DEFERRED,
+            error_message__startswith=SLOT_WAIT,
+        )
+        .order_by("queued_at", "id")
+        .values_list("pk", flat=True)[: len(freed)]
+    )
+    if not waiting:
+        return []
+    Run.objects.filter(pk__in=waiting, status=Status.QUEUED).update(next_attempt_at=None)
+    for run_id in waiting:
+        transaction.on_commit(partial(enqueue, run_id), robust=True)
+    return waiting

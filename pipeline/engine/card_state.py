@@ -150,8 +150,8 @@ def blockers_of(feature_ids: Iterable[int]) -> dict[int, list[Blocker]]:
 
 
 def facts_of(feature_ids: Iterable[int]) -> dict[int, tuple[int, CardFacts]]:
-    """Every card's facts in two queries (a third for cards whose run waits): {id: (workspace
-    id, facts)}."""
+    """Every card's facts in one query (a second for cards with dependencies, a third for
+    cards whose run waits): {id: (workspace id, facts)}."""
     ids = list(feature_ids)
     latest = Run.objects.filter(feature=OuterRef("pk")).order_by("-created_at", "-id")
     fields = ("status", "decision", "error_kind", "card_note", "stage_id")
@@ -161,6 +161,7 @@ def facts_of(feature_ids: Iterable[int]) -> dict[int, tuple[int, CardFacts]]:
         .annotate(
             **{f"run_{name}": Subquery(latest.values(name)[:1]) for name in fields},
             has_dependents=Exists(Dependency.objects.filter(depends_on=OuterRef("pk"))),
+            has_dependencies=Exists(Dependency.objects.filter(feature=OuterRef("pk"))),
         )
         .values(
             "pk",
@@ -169,10 +170,13 @@ def facts_of(feature_ids: Iterable[int]) -> dict[int, tuple[int, CardFacts]]:
             "stage__is_done",
             "stage__is_live",
             "has_dependents",
+            "has_dependencies",
             *(f"run_{name}" for name in fields),
         )
     )
-    blockers = blockers_of(ids)
+    # Most cards depend on nothing: ask for blockers only for those that do.
+    depending = [row["pk"] for row in rows if row["has_dependencies"]]
+    blockers = blockers_of(depending) if depending else defaultdict(list)
     waiting = [row["pk"] for row in rows if row["run_status"] == Status.WAITING]
     if waiting:
         from pipeline.engine.waiting import waiting_blockers
@@ -199,18 +203,27 @@ def facts_of(feature_ids: Iterable[int]) -> dict[int, tuple[int, CardFacts]]:
 
 
 def settle(
-    feature_ids: Iterable[int], *, cards: Iterable[Feature] = ()
+    feature_ids: Iterable[int],
+    *,
+    cards: Iterable[Feature] = (),
+    known: dict[int, tuple[int, LatestRun]] | None = None,
 ) -> dict[int, tuple[str, str]]:
     """Write the derived (status, note) of these cards where it changed; tell the board.
 
     Call inside the transaction that changed their runs (the engine does, through
     :func:`engine_transaction`). `cards` are in-memory instances to update as well. A card
     whose status changed and that others depend on settles them too: their note names it
-    ("Blocked by “Schema” (failed)"). Returns {id: (status, note)}.
+    ("Blocked by “Schema” (failed)"). `known` are cards whose latest run the caller holds and
+    which was, and still is, active ({id: (workspace id, that run)}, see :func:`touch_active`):
+    they settle without reading their facts. Returns {id: (status, note)}.
     """
     ids = set(feature_ids)
     derived: dict[int, tuple[str, str]] = {}
     instances = list(cards)
+    for pk, (workspace_id, run) in (known or {}).items():
+        # The card's latest run is this active run: it alone says what the card shows.
+        derived[pk] = _write({pk: workspace_id}, derive(_active_facts(run)))[0]
+        ids.discard(pk)
     while ids:
         cascade = _settle_once(ids, derived)
         ids = cascade - set(derived)
@@ -232,9 +245,32 @@ def _settle_once(ids: set[int], derived: dict[int, tuple[str, str]]) -> set[int]
         workspaces[pk] = workspace_id
         if facts.has_dependents:
             with_dependents.add(pk)
-    now = timezone.now()
     changed_ids: set[int] = set()
     for (status, note), pks in groups.items():
+        changed_ids.update(_write({pk: workspaces[pk] for pk in pks}, (status, note))[1])
+    cascade = changed_ids & with_dependents
+    if not cascade:
+        return set()
+    return set(
+        Dependency.objects.filter(depends_on_id__in=cascade).values_list("feature_id", flat=True)
+    )
+
+
+def _write(cards: dict[int, int], derived: tuple[str, str]) -> tuple[tuple[str, str], list[int]]:
+    """Store one (status, note) on these cards ({id: workspace id}) where it differs and tell
+    the board about those. Returns the clipped (status, note) and the ids that changed. One
+    query for one card (the UPDATE's row count says whether it changed), two for several."""
+    status, note = derived[0], derived[1][:500]
+    now = timezone.now()
+    pks = list(cards)
+    if len(pks) == 1:
+        updated = (
+            Feature.objects.filter(pk=pks[0])
+            .exclude(status=status, status_note=note)
+            .update(status=status, status_note=note, updated_at=now)
+        )
+        changed = pks if updated else []
+    else:
         changed = list(
             Feature.objects.filter(pk__in=pks)
             .exclude(status=status, status_note=note)
@@ -244,20 +280,27 @@ def _settle_once(ids: set[int], derived: dict[int, tuple[str, str]]) -> set[int]
             Feature.objects.filter(pk__in=changed).update(
                 status=status, status_note=note, updated_at=now
             )
-            for pk in changed:
-                events.card_changed_on_commit(Feature(pk=pk, workspace_id=workspaces[pk]))
-            changed_ids.update(changed)
-    cascade = changed_ids & with_dependents
-    if not cascade:
-        return set()
-    return set(
-        Dependency.objects.filter(depends_on_id__in=cascade).values_list("feature_id", flat=True)
-    )
+    for pk in changed:
+        events.card_changed_on_commit(Feature(pk=pk, workspace_id=cards[pk]))
+    return (status, note), changed
+
+
+def _active_facts(run: LatestRun) -> CardFacts:
+    # derive() decides a card whose latest run is queued, running or awaiting approval from
+    # that run alone; the stage and blockers it would otherwise look at do not matter.
+    assert run.status in _ACTIVE_TO_CARD, run.status
+    return CardFacts(stage_id=run.stage_id, stage_finished=False, latest=run, blockers=())
 
 
 # --- Once per transaction -------------------------------------------------------------------------
 
 _touched: ContextVar[dict[int, Feature | None] | None] = ContextVar("runway_touched", default=None)
+# Runs that stopped running in this transaction: each frees a slot of its workspace.
+_freed: ContextVar[list[int] | None] = ContextVar("runway_freed", default=None)
+# Cards touched with their latest run in hand (touch_active): {id: (workspace id, run)}.
+_known: ContextVar[dict[int, tuple[int, LatestRun]] | None] = ContextVar(
+    "runway_known", default=None
+)
 # Cards whose waiting runs may be released: a card they depend on changed stage, or the work
 # before them in a tree ended. Looked at once, at the end of the engine transaction.
 _waiters: ContextVar[set[int] | None] = ContextVar("runway_waiters", default=None)
@@ -278,6 +321,34 @@ def touch(*cards: Feature | int) -> None:
             pending.setdefault(card, None)
 
 
+def slot_freed(run_id: int) -> None:
+    """This run stopped running: a run of its workspace deferred for want of a slot may go now.
+    Woken once, at the end of the engine transaction (at once outside one)."""
+    freed = _freed.get()
+    if freed is None:
+        from pipeline.engine.admission import wake_deferred
+
+        wake_deferred([run_id])
+        return
+    freed.append(run_id)
+
+
+def touch_active(feature_id: int, workspace_id: int, run: LatestRun) -> None:
+    """Like :func:`touch`, for a card whose latest run the caller holds: `run`, queued, running
+    or awaiting approval. Its status then derives from that run without reading the card's
+    facts (the hot path: a claim, a completion that created the next run).
+
+    Only for a card whose latest run was active before the transaction too: the cards that
+    wait for it name it by how its last run ended, which an active run never changed, so they
+    need no second look (a move to another stage touches them on its own).
+    """
+    known = _known.get()
+    if known is None:
+        settle((), known={feature_id: (workspace_id, run)})
+        return
+    known[feature_id] = (workspace_id, run)
+
+
 def watch_waiting(*feature_ids: int) -> None:
     """What these cards wait for may have finished: release their waiting runs that may go
     now, at the end of the engine transaction (at once outside one)."""
@@ -296,7 +367,8 @@ def watch_waiting(*feature_ids: int) -> None:
 @contextlib.contextmanager
 def engine_transaction() -> Iterator[None]:
     """``transaction.atomic()`` that, before commit, releases the waiting runs whose
-    dependencies finished in it and derives every touched card's status once.
+    dependencies finished in it, wakes a deferred run for each slot freed in it, and derives
+    every touched card's status once.
 
     Nested uses join the outermost one, so a command that makes several transitions settles
     each card once.
@@ -306,8 +378,12 @@ def engine_transaction() -> Iterator[None]:
             yield
         return
     pending: dict[int, Feature | None] = {}
+    known: dict[int, tuple[int, LatestRun]] = {}
     waiters: set[int] = set()
+    freed: list[int] = []
     token = _touched.set(pending)
+    known_token = _known.set(known)
+    freed_token = _freed.set(freed)
     waiters_token = _waiters.set(waiters)
     try:
         with transaction.atomic():
@@ -318,10 +394,17 @@ def engine_transaction() -> Iterator[None]:
                 ready = sorted(waiters)
                 waiters.clear()
                 release_ready(ready)  # a card it moves may add its own dependents
+            if freed:
+                from pipeline.engine.admission import wake_deferred
+
+                wake_deferred(freed)
             # Cards touched while settling (none today) would wait for the next transaction.
             _touched.set(None)
+            _known.set(None)
             _waiters.set(None)
-            settle(pending, cards=[c for c in pending.values() if c is not None])
+            settle(pending, cards=[c for c in pending.values() if c is not None], known=known)
     finally:
         _waiters.reset(waiters_token)
+        _freed.reset(freed_token)
+        _known.reset(known_token)
         _touched.reset(token)

@@ -25,7 +25,8 @@ def dependents_of(feature_id: int) -> list[int]:
 def touch_with_dependents(feature: Feature) -> None:
     """The card changed stage: it and the cards waiting for it derive their status again, and
     those whose runs wait for it start if it was the last thing they waited for."""
-    dependents = dependents_of(feature.pk)
+    # The card's lock (locks.lock_card_of) already said whether any card depends on it.
+    dependents = dependents_of(feature.pk) if getattr(feature, "has_dependents", True) else []
     touch(feature, *dependents)
     watch_waiting(*dependents)
 

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
+from django.db import connection
 from django.db.models import Max
+from django.utils import timezone
 
 from features import events, notices
 from features.models import Artifact, Feature, Stage
 from pipeline.engine import transitions
-from pipeline.engine.card_state import engine_transaction
+from pipeline.engine.card_state import engine_transaction, touch_active
 from pipeline.engine.cards import record_move
 from pipeline.engine.generation import (
     apply_generated_work,
@@ -18,7 +21,13 @@ from pipeline.engine.generation import (
     open_questions,
 )
 from pipeline.engine.locks import lock_card_of_run
-from pipeline.engine.planning import board_stages, entry_status, next_stage, runnable_recipe
+from pipeline.engine.planning import (
+    board_stages,
+    entry_status,
+    next_stage,
+    runnable_recipe,
+    stage_by_id,
+)
 from pipeline.engine.runs import create_run
 from pipeline.engine.steps import StepResult
 from pipeline.engine.trees import plural, run_ended
@@ -27,34 +36,47 @@ from pipeline.engine.worker import usage_updates
 from pipeline.models import Run, RunLog
 from pipeline.runlog import append_log, flush_buffered
 from skills.gates import ArtifactView, GateSpec, blocking_failures, evaluate
-from skills.models import StageRecipe
+from skills.models import Gate, StageRecipe
 
 Status = Run.Status
 Automation = StageRecipe.Automation
 OnFail = StageRecipe.OnFail
 
 
-def complete_run(run_id: int, attempt: int, steps: list[StepResult], usage: dict[str, Any]) -> bool:
+def complete_run(
+    run_id: int,
+    attempt: int,
+    steps: list[StepResult],
+    usage: dict[str, Any],
+    *,
+    gates: list[Gate] | None = None,
+) -> bool:
     """Store the result, check gates and advance the card — all or nothing, and only once.
 
     The first UPDATE is the fence (status=running and this attempt) and takes the run's row
     lock; the last one records the outcome, so `finished_at` is when the result was stored.
-    Generated cards are made only once the gates passed (in `advance`). Returns False when
-    the run is no longer this attempt's (cancelled or taken over): nothing is written.
+    Generated cards are made only once the gates passed (in `advance`). `gates` are the
+    recipe's gates when the caller read them already (the executor does, to validate the
+    recipe before the first step); None reads them here. Returns False when the run is no
+    longer this attempt's (cancelled or taken over): nothing is written.
     """
     with engine_transaction():
         feature = lock_card_of_run(run_id)
         # Not active any more from here on: the next run may be created in this transaction.
-        if not transitions.succeed(run_id, attempt):
+        run = transitions.succeed(run_id, attempt, feature_id=feature.pk)
+        if run is None:
             return False
-        run = Run.objects.select_related("stage", "stage__recipe").get(pk=run_id)
+        # Every stage of the workspace in one query: the run's own (with its recipe) is there.
+        every_stage = board_stages(feature.workspace_id, None)
+        run.stage = stage_by_id(every_stage, run.stage_id)
+        stages = [s for s in every_stage if s.board == run.stage.board]
         artifacts = _save_artifacts(run, feature, steps)
         metrics = {k: v for step in steps for k, v in step.metrics.items()}
         recipe = run.stage.recipe
         results = evaluate(
             [
                 GateSpec(g.name, g.type, g.config, g.required, g.failure_message)
-                for g in recipe.gates.all()
+                for g in (recipe.gates.all() if gates is None else gates)
             ],
             [ArtifactView(a.name, a.kind, a.content) for a in artifacts],
             metrics,
@@ -71,7 +93,6 @@ def complete_run(run_id: int, attempt: int, steps: list[StepResult], usage: dict
         # A generated list that cannot become cards (a dependency cycle) is refused like a gate.
         problems = [f.message for f in blocking_failures(results)]
         problems += filter(None, [list_problem(generated_items(run))])
-        stages = board_stages(feature.workspace_id, run.stage.board)
         if problems:
             _apply_gate_failure(run, feature, stages, "; ".join(problems))
         elif recipe.automation == Automation.AUTO_NOTIFY:
@@ -85,6 +106,7 @@ def complete_run(run_id: int, attempt: int, steps: list[StepResult], usage: dict
             run_id,
             attempt,
             status=run.status,
+            feature_id=feature.pk,
             decision=run.decision,
             step_index=len(steps),
             error_kind=run.error_kind,
@@ -110,6 +132,10 @@ def complete_run(run_id: int, attempt: int, steps: list[StepResult], usage: dict
 
 
 def _save_artifacts(run: Run, feature: Feature, steps: list[StepResult]) -> list[Artifact]:
+    """Each step's document as the next version of its name on the card (one INSERT on
+    PostgreSQL, which numbers the versions itself; a read and an INSERT elsewhere)."""
+    if connection.vendor == "postgresql" and steps:
+        return _insert_versioned(run, feature, steps)
     names = [s.artifact_name for s in steps]
     latest = dict(
         Artifact.objects.filter(feature=feature, name__in=names)
@@ -135,6 +161,56 @@ def _save_artifacts(run: Run, feature: Feature, steps: list[StepResult]) -> list
             )
         )
     Artifact.objects.bulk_create(artifacts)
+    return artifacts
+
+
+def _insert_versioned(run: Run, feature: Feature, steps: list[StepResult]) -> list[Artifact]:
+    artifacts = [
+        Artifact(
+            feature=feature,
+            run=run,
+            name=step.artifact_name,
+            kind=Artifact.Kind.JSON if step.output == "tasks" else Artifact.Kind.DOCUMENT,
+            content=step.text,
+            truncated=step.truncated,
+            data=step.data,
+            created_at=timezone.now(),
+        )
+        for step in steps
+    ]
+    table = connection.ops.quote_name(Artifact._meta.db_table)
+    # Versions continue each name's numbering on the card; two steps of one name take two.
+    sql = f"""
+        INSERT INTO {table}
+            (feature_id, run_id, name, kind, content, data, version, truncated, created_at)
+        SELECT %s, %s, a.name, a.kind, a.content, a.data,
+               COALESCE((SELECT MAX(old.version) FROM {table} AS old
+                         WHERE old.feature_id = %s AND old.name = a.name), 0)
+                 + ROW_NUMBER() OVER (PARTITION BY a.name ORDER BY a.ord),
+               a.truncated, %s
+        FROM unnest(%s::text[], %s::text[], %s::text[], %s::jsonb[], %s::boolean[])
+             WITH ORDINALITY AS a(name, kind, content, data, truncated, ord)
+        ORDER BY a.ord
+        RETURNING id, name, version"""  # noqa: S608
+    params: list[Any] = [
+        feature.pk,
+        run.pk,
+        feature.pk,
+        artifacts[0].created_at,
+        [a.name for a in artifacts],
+        [a.kind for a in artifacts],
+        [a.content for a in artifacts],
+        [json.dumps(a.data) for a in artifacts],
+        [a.truncated for a in artifacts],
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+    # Within a name, versions follow the steps' order.
+    numbered = {name: sorted(r for r in rows if r[1] == name) for name in {r[1] for r in rows}}
+    for artifact in artifacts:
+        artifact.pk, _, artifact.version = min(numbered[artifact.name], key=lambda r: r[2])
+        numbered[artifact.name].remove((artifact.pk, artifact.name, artifact.version))
     return artifacts
 
 
@@ -182,6 +258,9 @@ def advance(run: Run, feature: Feature, stages: list[Stage]) -> Run | None:
             trigger=Run.Trigger.PIPELINE,
             batch_id=run.batch_id,
         )
+        if next_run.status in (Status.QUEUED, Status.AWAITING_APPROVAL):
+            # The card's latest run is this new one: its status follows from it alone.
+            touch_active(feature.pk, feature.workspace_id, transitions.latest_of(next_run))
         append_log(run.pk, f"Advanced to {target.key}; next run #{next_run.pk}")
         return next_run
     held = wait_for_delivery(run, feature, target, stages)

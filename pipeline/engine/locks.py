@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db.models import QuerySet, Subquery
+from django.db import connection
+from django.db.models import Exists, OuterRef, QuerySet, Subquery
 
-from features.models import Feature, Stage
+from features.models import Artifact, Dependency, Feature, Stage
 from pipeline.models import Run
 
 
@@ -49,14 +50,62 @@ def lock_card_of(run_id: int, **run_filters: Any) -> Feature | None:
     """Every path that changes a run and its card locks the card first, then the run: one order,
     so completion, stop, retry and rescue serialise instead of deadlocking on PostgreSQL.
 
-    None when no run matches `run_filters`."""
+    One query: the card is locked alone (FOR UPDATE OF the card) and returned as it is once the
+    lock is held, with its workspace and whether other cards depend on it (`has_dependents`) or
+    it on others (`has_dependencies`), so the hot path need not ask again. Joining the workspace
+    is safe under the lock, unlike the stage: a card never changes workspace, so PostgreSQL's
+    re-check of a concurrently updated card cannot drop the row. None when no run matches
+    `run_filters`."""
     of_run = Run.objects.filter(pk=run_id, **run_filters).values("feature_id")[:1]
-    feature_id = lock_first(Feature.objects.filter(pk=Subquery(of_run)))
-    if feature_id is None:
-        return None
-    return Feature.objects.select_related("workspace", "workspace__stop_stage", "stage").get(
-        pk=feature_id
+    cards = list(
+        Feature.objects.filter(pk=Subquery(of_run))
+        .select_for_update(of=("self",))
+        .select_related("workspace", "workspace__stop_stage")
+        .annotate(
+            has_dependents=Exists(Dependency.objects.filter(depends_on=OuterRef("pk"))),
+            has_dependencies=Exists(Dependency.objects.filter(feature=OuterRef("pk"))),
+        )
+        .order_by()[:1]
     )
+    return cards[0] if cards else None
+
+
+# The key space of the workspaces' admission locks (pg_advisory_xact_lock(space, workspace)).
+ADMISSION_LOCK_SPACE = 0x52554E57  # "RUNW"
+
+
+def lock_card_for_claim(run_id: int) -> Feature | None:
+    """The claim's one locking query: the run's card, locked alone and read once the lock is
+    held, then the workspace's admission lock, in that order (one statement on PostgreSQL).
+
+    The admission lock is a transaction-level advisory lock on the workspace, not its row: it
+    serialises only the claims of one workspace (every workspace has a run limit, so every
+    claim counts the running runs under it), and only for the claim's short transaction, while
+    inserts that reference the workspace (runs, cards) no longer queue behind a claim's row
+    lock. The claim's own UPDATE, a later statement, then counts what committed before it.
+    The card says whether it has documents yet (`has_documents`, PostgreSQL). None when the
+    run does not exist."""
+    card_table = connection.ops.quote_name(Feature._meta.db_table)
+    run_table = connection.ops.quote_name(Run._meta.db_table)
+    artifact_table = connection.ops.quote_name(Artifact._meta.db_table)
+    card_of_run = f"SELECT feature_id FROM {run_table} WHERE id = %s"  # noqa: S608 - names from meta
+    if connection.vendor == "postgresql":
+        # The subquery's FOR UPDATE keeps it from being merged into the outer query, so the
+        # advisory lock is taken in the outer projection, after the card's lock is held.
+        # has_documents spares the executor its read of the card's documents when there are
+        # none yet (a card's first stage).
+        sql = (
+            f"SELECT card.*, pg_advisory_xact_lock(%s, card.workspace_id::integer) IS NULL "  # noqa: S608
+            f"AS admission_locked, EXISTS (SELECT 1 FROM {artifact_table} AS a "
+            f"WHERE a.feature_id = card.id AND a.kind = %s) AS has_documents "
+            f"FROM (SELECT * FROM {card_table} WHERE id = ({card_of_run}) FOR UPDATE) AS card"
+        )
+        params: list[Any] = [ADMISSION_LOCK_SPACE, Artifact.Kind.DOCUMENT, run_id]
+    else:  # SQLite runs one writer at a time: its transaction is the lock.
+        sql = f"SELECT * FROM {card_table} WHERE id = ({card_of_run})"  # noqa: S608
+        params = [run_id]
+    cards = list(Feature.objects.raw(sql, params))
+    return cards[0] if cards else None
 
 
 def lock_card_of_run(run_id: int) -> Feature:

@@ -15,12 +15,14 @@ Status = Run.Status
 Automation = StageRecipe.Automation
 
 
-def board_stages(workspace_id: int, board: str) -> list[Stage]:
-    """The board's stages in order, each with its recipe, step count and how many of its
-    skills nobody vetted (one query)."""
+def board_stages(workspace_id: int, board: str | None) -> list[Stage]:
+    """The board's stages in order (None: every board's, each board in order), each with its
+    recipe, step count and how many of its skills nobody vetted (one query)."""
+    stages = Stage.objects.filter(workspace_id=workspace_id)
+    if board is not None:
+        stages = stages.filter(board=board)
     return list(
-        Stage.objects.filter(workspace_id=workspace_id, board=board)
-        .select_related("recipe")
+        stages.select_related("recipe")
         .annotate(
             step_count=Count("recipe__steps", distinct=True),
             untrusted_count=Count(

@@ -17,12 +17,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from django.db import connection
 from django.db.models import F, Q, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from features import notices
-from pipeline.engine.card_state import touch
+from features.models import Workspace
+from pipeline.engine.card_state import LatestRun, slot_freed, touch, touch_active
 from pipeline.models import Run
 from pipeline.storable import clip
 
@@ -66,6 +68,7 @@ def claim(
     now: datetime,
     not_before: datetime,
     stale_before: datetime,
+    feature_id: int | None = None,
 ) -> bool:
     """queued → running, or a stale running run taken over (its worker is gone); attempt + 1.
 
@@ -86,10 +89,69 @@ def claim(
         next_attempt_at=None,
         card_note="",
     )
-    return _touched(run_id, done)
+    return _touched(run_id, done, feature_id)
 
 
-def defer(run_id: int, *, why: str, until: datetime) -> bool:
+def _returning(sql: str, params: list[Any], *, extra: str = "") -> Run | None:
+    """Run an UPDATE … RETURNING every column of the run (and the `extra` expressions, set as
+    attributes); the run as it is now, or None when no row matched. The run comes back from
+    the write itself: nothing is read twice."""
+    columns = ", ".join(connection.ops.quote_name(str(f.column)) for f in Run._meta.concrete_fields)
+    if extra:
+        columns += f", {extra}"
+    rows = list(Run.objects.raw(f"{sql} RETURNING {columns}", params))
+    return rows[0] if rows else None
+
+
+def _when(value: datetime) -> Any:
+    # Raw SQL parameters in the form the backend stores datetimes in (SQLite keeps text).
+    return connection.ops.adapt_datetimefield_value(value)
+
+
+def claim_admitted(
+    run_id: int, *, worker_id: str, now: datetime, not_before: datetime, workspace_id: int
+) -> Run | None:
+    """queued → running, attempt + 1, in one statement that also admits it: the run's backoff
+    has passed (not after `not_before`), fewer of the workspace's runs are running than its
+    `max_concurrent_runs` and, with a monthly budget, less than the budget was spent this
+    month. Returns the claimed run; None when any of that does not hold (the caller works out
+    which). Call under the workspace's admission lock (locks.lock_card_for_claim), so the
+    count sees every claim that committed before it.
+    """
+    q = connection.ops.quote_name
+    runs, workspaces = q(Run._meta.db_table), q(Workspace._meta.db_table)
+    month_start = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    # Table names come from the models' meta; every value is a parameter.
+    sql = f"""
+        UPDATE {runs} SET status = %s, attempt = attempt + 1, worker_id = %s, claimed_at = %s,
+            heartbeat_at = %s, started_at = COALESCE(started_at, %s), next_attempt_at = NULL,
+            card_note = ''
+        WHERE id = %s AND status = %s AND (next_attempt_at IS NULL OR next_attempt_at <= %s)
+          AND (SELECT COUNT(*) FROM {runs} AS busy
+               WHERE busy.workspace_id = %s AND busy.status = %s)
+              < (SELECT w.max_concurrent_runs FROM {workspaces} AS w WHERE w.id = %s)
+          AND NOT EXISTS (
+              SELECT 1 FROM {workspaces} AS w
+              WHERE w.id = %s AND w.monthly_budget_usd IS NOT NULL
+                AND w.monthly_budget_usd <= (
+                    SELECT COALESCE(SUM(spent.cost_usd), 0) FROM {runs} AS spent
+                    WHERE spent.workspace_id = %s AND spent.created_at >= %s))"""  # noqa: S608
+    at = _when(now)
+    params = [Status.RUNNING, worker_id, at, at, at, run_id, Status.QUEUED, _when(not_before)]
+    params += [workspace_id, Status.RUNNING, workspace_id, workspace_id, workspace_id]
+    params += [_when(month_start)]
+    run = _returning(sql, params)
+    if run is not None:
+        touch_active(run.feature_id, run.workspace_id, latest_of(run))
+    return run
+
+
+def latest_of(run: Run) -> LatestRun:
+    """What a card's status reads from its latest run (card_state)."""
+    return LatestRun(run.status, run.decision, run.error_kind, run.card_note, run.stage_id)
+
+
+def defer(run_id: int, *, why: str, until: datetime, feature_id: int | None = None) -> bool:
     """queued stays queued until `until`: the workspace has no free slot or budget."""
     done = Run.objects.filter(pk=run_id, status=Status.QUEUED).update(
         next_attempt_at=until,
@@ -97,7 +159,7 @@ def defer(run_id: int, *, why: str, until: datetime) -> bool:
         error_message=why,
         card_note=clip(why, 500),
     )
-    return _touched(run_id, done)
+    return _touched(run_id, done, feature_id)
 
 
 def undefer(workspace_id: int) -> list[int]:
@@ -163,24 +225,41 @@ def cancel(feature_id: int, *, message: str, note: str) -> list[tuple[int, str]]
         card_note=clip(note, 500),
     )
     touch(feature_id)
+    for run_id, status in active:
+        if status == Status.RUNNING:
+            slot_freed(run_id)
     return active
 
 
-def succeed(run_id: int, attempt: int) -> bool:
-    """running → succeeded (fenced). The outcome is written by :func:`record_outcome` in the
-    same transaction once gates are checked."""
-    done = Run.objects.filter(pk=run_id, status=Status.RUNNING, attempt=attempt).update(
-        status=Status.SUCCEEDED, heartbeat_at=timezone.now()
+def succeed(run_id: int, attempt: int, *, feature_id: int | None = None) -> Run | None:
+    """running → succeeded (fenced). Returns the run as it now is (one statement), or None
+    when it is not this attempt's any more. The outcome is written by :func:`record_outcome`
+    in the same transaction once gates are checked."""
+    runs = connection.ops.quote_name(Run._meta.db_table)
+    run = _returning(
+        f"UPDATE {runs} SET status = %s, heartbeat_at = %s "  # noqa: S608
+        "WHERE id = %s AND status = %s AND attempt = %s",
+        [Status.SUCCEEDED, _when(timezone.now()), run_id, Status.RUNNING, attempt],
+        # Whether a run of the workspace waits for the slot this one frees, in the same trip.
+        extra=f"EXISTS (SELECT 1 FROM {runs} AS deferred WHERE deferred.workspace_id = "  # noqa: S608
+        f"{runs}.workspace_id AND deferred.status = '{Status.QUEUED}' AND "
+        f"deferred.error_kind = '{Run.ErrorKind.DEFERRED}') AS has_deferred",
     )
-    return _touched(run_id, done)
+    if run is not None:
+        touch(feature_id if feature_id is not None else run.feature_id)
+        if getattr(run, "has_deferred", True):
+            slot_freed(run_id)
+    return run
 
 
-def record_outcome(run_id: int, attempt: int, *, status: str, **fields: Any) -> bool:
+def record_outcome(
+    run_id: int, attempt: int, *, status: str, feature_id: int | None = None, **fields: Any
+) -> bool:
     """The completion's last write: succeeded stays succeeded or becomes failed (gates)."""
     done = Run.objects.filter(pk=run_id, status=Status.SUCCEEDED, attempt=attempt).update(
         status=status, finished_at=timezone.now(), **fields
     )
-    return _touched(run_id, done)
+    return _touched(run_id, done, feature_id)
 
 
 def fail(run_id: int, attempt: int, *, kind: str, message: str, note: str) -> bool:
@@ -192,6 +271,8 @@ def fail(run_id: int, attempt: int, *, kind: str, message: str, note: str) -> bo
         error_message=message,
         card_note=clip(note, 500),
     )
+    if done:
+        slot_freed(run_id)
     return _touched(run_id, done)
 
 
@@ -224,6 +305,8 @@ def requeue(
         card_note=clip(note, 500),
         **fields,
     )
+    if done:
+        slot_freed(run_id)
     return _touched(run_id, done)
 
 
@@ -240,6 +323,8 @@ def fail_stale(
         error_message=message,
         card_note=clip(note, 500),
     )
+    if done:
+        slot_freed(run_id)
     return _touched(run_id, done)
 
 

@@ -207,7 +207,8 @@ def wait_for_delivery(run: Run, feature: Feature, target: Stage, stages: list[St
     only because the card's dependencies are unfinished (the stage is delivery, and without them
     the pipeline would have gone on), the card gets a waiting run of `target` that starts by
     itself once they are finished. Returns that run, or None."""
-    if not target.delivers:
+    # The card's lock (locks.lock_card_of) already said whether it depends on any card.
+    if not target.delivers or not getattr(feature, "has_dependencies", True):
         return None
     path = kind_path(feature.workspace, feature.kind)
     current = next(s for s in stages if s.pk == run.stage_id)

@@ -13,7 +13,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F, Subquery
+from django.db.models import F
 from django.utils import timezone
 
 from features import events, notices
@@ -21,7 +21,7 @@ from features.models import Feature
 from pipeline.engine import transitions
 from pipeline.engine.admission import admission_refusal, defer
 from pipeline.engine.card_state import engine_transaction
-from pipeline.engine.locks import lock_card_of_run, lock_first
+from pipeline.engine.locks import lock_card_for_claim, lock_card_of_run
 from pipeline.engine.runs import enqueue
 from pipeline.engine.steps import StepResult
 from pipeline.engine.trees import run_ended
@@ -38,60 +38,78 @@ def claim_run(run_id: int, worker_id: str) -> Run | None:
     """Take a queued run, or take over a running one whose worker stopped heartbeating
     (``RUNWAY_RESCUE_AFTER_SECONDS``), so workers recover each other without beat.
 
-    None when there is nothing to take: another worker holds it, it is finished (a duplicate
-    delivery), its backoff has not passed, or the workspace has no free slot or budget (the
-    run is deferred and looked at again later).
+    The common case is two statements: lock the card (and the workspace's admission lock),
+    then one UPDATE … RETURNING that checks the backoff and admission and claims. The returned
+    run carries its card (``run.feature``). None when there is nothing to take: another worker
+    holds it, it is finished (a duplicate delivery), its backoff has not passed, or the
+    workspace has no free slot or budget (the run is deferred until a slot frees).
     """
     now = timezone.now()
     stale_before = now - timedelta(seconds=settings.RUNWAY_RESCUE_AFTER_SECONDS)
     with engine_transaction():
-        of_run = Run.objects.filter(pk=run_id).values("feature_id")[:1]
-        if lock_first(Feature.objects.filter(pk=Subquery(of_run))) is None:
+        card = lock_card_for_claim(run_id)
+        if card is None:
             return None
-        # Read after the card's lock: a Stop that committed while we waited is seen here.
-        row = (
-            Run.objects.filter(pk=run_id)
-            .values("status", "attempt", "max_attempts", "heartbeat_at", "next_attempt_at")
-            .first()
-        )
-        if row is None:
-            return None
-        taking_over = row["status"] == Status.RUNNING
-        if taking_over:
-            beat = row["heartbeat_at"]
-            if beat is None or beat >= stale_before:
-                return None  # its worker is alive: a duplicate delivery
-            if row["attempt"] >= row["max_attempts"]:
-                give_up_lost(run_id, row["attempt"], stale_before=stale_before)
-                return None
-        elif row["status"] != Status.QUEUED:
-            return None
-        else:
-            # A copy of the message (dispatch sweep, redelivery) must not cut a backoff short.
-            due = row["next_attempt_at"]
-            if due is not None and due > now + CLAIM_EARLY:
-                return None
-            refusal = admission_refusal(run_id, now)
-            if refusal is not None:
-                defer(run_id, *refusal, now=now)
-                return None
-        claimed = transitions.claim(
+        # After the card's lock: a Stop that committed while we waited is seen here.
+        run = transitions.claim_admitted(
             run_id,
             worker_id=worker_id,
             now=now,
             not_before=now + CLAIM_EARLY,
-            stale_before=stale_before,
+            workspace_id=card.workspace_id,
         )
-        if not claimed:
-            return None
-        if taking_over:
-            append_log(
-                run_id,
-                f"Taken over by {worker_id}: attempt {row['attempt']} stopped heartbeating",
-                level=RunLog.Level.WARNING,
-            )
-        run = Run.objects.select_related("feature", "stage", "workspace").get(pk=run_id)
+        if run is None:
+            run = _claim_otherwise(run_id, card, worker_id, now=now, stale_before=stale_before)
+        if run is not None:
+            run.feature = card
     return run
+
+
+def _claim_otherwise(
+    run_id: int, card: Feature, worker_id: str, *, now: datetime, stale_before: datetime
+) -> Run | None:
+    """Why the run could not simply be claimed: a takeover of a silent worker's run (claimed
+    here), a duplicate delivery or a finished run, a backoff, or a refusal (deferred)."""
+    row = (
+        Run.objects.filter(pk=run_id)
+        .values("status", "attempt", "max_attempts", "heartbeat_at", "next_attempt_at")
+        .first()
+    )
+    if row is None:
+        return None
+    if row["status"] == Status.QUEUED:
+        # A copy of the message (dispatch sweep, redelivery) must not cut a backoff short.
+        due = row["next_attempt_at"]
+        if due is not None and due > now + CLAIM_EARLY:
+            return None
+        refusal = admission_refusal(run_id, now)
+        if refusal is not None:
+            defer(run_id, *refusal, now=now, feature_id=card.pk)
+        return None
+    if row["status"] != Status.RUNNING:
+        return None
+    beat = row["heartbeat_at"]
+    if beat is None or beat >= stale_before:
+        return None  # its worker is alive: a duplicate delivery
+    if row["attempt"] >= row["max_attempts"]:
+        give_up_lost(run_id, row["attempt"], stale_before=stale_before)
+        return None
+    claimed = transitions.claim(
+        run_id,
+        worker_id=worker_id,
+        now=now,
+        not_before=now + CLAIM_EARLY,
+        stale_before=stale_before,
+        feature_id=card.pk,
+    )
+    if not claimed:
+        return None
+    append_log(
+        run_id,
+        f"Taken over by {worker_id}: attempt {row['attempt']} stopped heartbeating",
+        level=RunLog.Level.WARNING,
+    )
+    return Run.objects.get(pk=run_id)
 
 
 def still_running(run_id: int, attempt: int) -> bool:

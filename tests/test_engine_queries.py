@@ -1,0 +1,57 @@
+"""The engine's hot path stays lean: a stage run costs a constant number of queries.
+
+Counted over a whole stage run as a worker does it (claim → execute → complete → advance),
+in-process with the offline provider; `make bench` prints the same count per phase.
+"""
+
+from __future__ import annotations
+
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from pipeline import executor
+from pipeline.models import Run
+from tests.engine_helpers import card, chain
+
+# The whole budget of one stage run that hands over to the next stage: 3 to claim (lock the
+# card then the workspace's admission, claim, the card's status), 2 to execute (steps with
+# their skills and recipe, gates; a first stage has no documents to read), 11 to complete and
+# advance. The issue's goal is 12 in all: not met yet (see README "Performance").
+QUERIES_PER_STAGE_RUN = 16
+
+
+def queries_of_first_stage(story, no_enqueue, title: str) -> tuple[Run, list[str]]:
+    from pipeline import engine
+
+    feature = card(story.workspace, title)
+    with no_enqueue():
+        run = engine.launch_pipeline(feature, story.owner).run
+    with no_enqueue(), CaptureQueriesContext(connection) as queries:
+        executor.execute_run(run.pk, "worker/1")
+    # In a test every transaction is a savepoint of the test's: in production those are the
+    # BEGIN and COMMIT that no query count includes.
+    return run, [
+        q["sql"]
+        for q in queries.captured_queries
+        if not q["sql"].startswith(("SAVEPOINT", "RELEASE SAVEPOINT"))
+    ]
+
+
+def test_a_stage_run_that_hands_over_costs_a_constant_number_of_queries(story, no_enqueue):
+    queries_of_first_stage(story, no_enqueue, "Warm-up")  # caches, content types
+    run, queries = queries_of_first_stage(story, no_enqueue, "Checkout page")
+    runs = chain(run.feature)
+    assert [(r.stage.key, r.status) for r in runs] == [
+        ("architecture", "succeeded"),
+        ("tasks", "queued"),
+    ]
+    assert len(queries) <= QUERIES_PER_STAGE_RUN, "\n".join(q[:150] for q in queries)
+
+
+def test_the_count_does_not_grow_with_the_workspace(story, no_enqueue):
+    queries_of_first_stage(story, no_enqueue, "Warm-up")
+    _, first = queries_of_first_stage(story, no_enqueue, "First")
+    for i in range(5):
+        queries_of_first_stage(story, no_enqueue, f"Other {i}")
+    _, later = queries_of_first_stage(story, no_enqueue, "Later")
+    assert len(later) == len(first)
