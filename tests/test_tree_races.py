@@ -89,7 +89,9 @@ def test_two_dependencies_finishing_at_once_start_the_waiting_card(
     no_enqueue: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     story = make_story("delivery")
-    first, second = card(story.workspace, "Schema"), card(story.workspace, "API")
+    # In two columns, and finished into two more: moves take turns on the columns they touch,
+    # so only moves with no column in common can still race on the card that waits for both.
+    first, second = card(story.workspace, "Schema"), card(story.workspace, "API", at="spec")
     waiting_card = card(story.workspace, "Checkout", at="building")
     for dependency in (first, second):
         Dependency.objects.create(feature=waiting_card, depends_on=dependency)
@@ -106,11 +108,11 @@ def test_two_dependencies_finishing_at_once_start_the_waiting_card(
         return release(feature_ids)
 
     monkeypatch.setattr(waiting, "release_ready", release_together)
-    done = stage(story.workspace, "done")
+    finished = (stage(story.workspace, "done"), stage(story.workspace, "live"))
 
     threads = [
-        in_thread(lambda c=c: engine.move_feature(c, done, user=story.owner))  # type: ignore[misc]
-        for c in (first, second)
+        in_thread(lambda c=c, s=s: engine.move_feature(c, s, user=story.owner))  # type: ignore[misc]
+        for c, s in zip((first, second), finished, strict=True)
     ]
     for thread, _ in threads:
         thread.join(60)
