@@ -180,7 +180,16 @@ def main() -> int:
         return 2
     from tests.integration.processes import Stack
 
-    stack = Stack({"LOG_LEVEL": "WARNING"})
+    # Every stream is one user's, through one token: the per-user and per-token stream caps
+    # (20 and 10 by default) would refuse most of them, and this bench is about the pool.
+    caps = str(args.streams + 10)
+    stack = Stack(
+        {
+            "LOG_LEVEL": "WARNING",
+            "RUNWAY_API_STREAMS_PER_USER": caps,
+            "RUNWAY_API_STREAMS_PER_TOKEN": caps,
+        }
+    )
     try:
         base_url = stack.start_web()
         target = seed_target(base_url)
