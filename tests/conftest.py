@@ -77,6 +77,13 @@ def eager(settings, django_capture_on_commit_callbacks):
         app.conf.task_always_eager, app.conf.task_eager_propagates = previous
 
 
+@pytest.fixture(autouse=True)
+def _clean_cli_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The defaults the CLI reads from the environment must not leak in from the shell.
+    monkeypatch.delenv("RUNWAY_WORKSPACE", raising=False)
+    monkeypatch.delenv("RUNWAY_CLI_USER", raising=False)
+
+
 @pytest.fixture
 def no_enqueue(django_capture_on_commit_callbacks):
     """Record on_commit callbacks (enqueues, events) without running them."""

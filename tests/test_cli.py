@@ -7,8 +7,6 @@ the tests read the outcome from the database.
 
 from __future__ import annotations
 
-import io
-import json
 import os
 import subprocess
 import sys
@@ -18,34 +16,16 @@ from typing import Any
 
 import pytest
 from django.conf import settings
-from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from features.models import Feature, Stage, StageTransition
 from pipeline.models import Run
+from tests.cli_helpers import pipeline, pipeline_json
 from tests.conftest import Story
 from tests.factories import FeatureFactory
 from tests.integration.processes import shared_database_url
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def _clean_cli_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    # The defaults the CLI reads from the environment must not leak in from the shell.
-    monkeypatch.delenv("RUNWAY_WORKSPACE", raising=False)
-    monkeypatch.delenv("RUNWAY_CLI_USER", raising=False)
-
-
-def pipeline(*args: str) -> str:
-    """Run `manage.py pipeline *args` in-process and return what it printed on stdout."""
-    out, err = io.StringIO(), io.StringIO()
-    call_command("pipeline", *args, stdout=out, stderr=err)
-    return out.getvalue()
-
-
-def pipeline_json(*args: str) -> Any:
-    return json.loads(pipeline(*args, "--json"))
 
 
 def stage(story: Story, key: str) -> Stage:

@@ -3,29 +3,16 @@ owners and admins only under --as, one-line errors."""
 
 from __future__ import annotations
 
-import io
 import json
 
 import pytest
-from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from pipeline import bulk
 from pipeline.models import BulkAction, Run
 from tests.bulk_helpers import outage, run_in
+from tests.cli_helpers import pipeline
 from tests.test_cli_outages import cli
-
-
-@pytest.fixture(autouse=True)
-def _clean_cli_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("RUNWAY_WORKSPACE", raising=False)
-    monkeypatch.delenv("RUNWAY_CLI_USER", raising=False)
-
-
-def pipeline(*args: str) -> str:
-    out = io.StringIO()
-    call_command("pipeline", *args, stdout=out, stderr=io.StringIO())
-    return out.getvalue()
 
 
 def test_the_dry_run_prints_the_count_and_the_newest_runs(story):

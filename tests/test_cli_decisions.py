@@ -2,32 +2,19 @@
 
 from __future__ import annotations
 
-import io
 import json
 from typing import Any
 
 import pytest
-from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from features.models import Feature
 from pipeline.models import Run
+from tests.cli_helpers import pipeline
 from tests.conftest import Story
 from tests.engine_helpers import card, stage
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def _clean_cli_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("RUNWAY_WORKSPACE", raising=False)
-    monkeypatch.delenv("RUNWAY_CLI_USER", raising=False)
-
-
-def pipeline(*args: str) -> str:
-    out = io.StringIO()
-    call_command("pipeline", *args, stdout=out, stderr=io.StringIO())
-    return out.getvalue()
 
 
 def run_at(story: Story, **fields: Any) -> Run:

@@ -106,9 +106,7 @@ def cli(argv: list[str]) -> str:
 
 
 @pytest.mark.django_db
-def test_the_readmes_tour_runs_as_written(eager: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("RUNWAY_WORKSPACE", raising=False)
-    monkeypatch.delenv("RUNWAY_CLI_USER", raising=False)
+def test_the_readmes_tour_runs_as_written(eager: Any) -> None:
     call_command("seed_demo", stdout=io.StringIO())
     create, runs, show, decide = tour_commands()
     assert create[:2] == ["pipeline", "create"]

@@ -8,7 +8,6 @@ the machine. Command checks run commands the operator defined (HEALTH_CHECK_COMM
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import sys
@@ -18,7 +17,6 @@ from typing import Any
 
 import pytest
 from django.core.exceptions import ImproperlyConfigured
-from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.urls import reverse
 from django.utils import timezone
@@ -28,6 +26,7 @@ from features.models import Feature, HealthCheckResult, StageTransition
 from pipeline import engine
 from pipeline.models import Run
 from skills.models import RecipeStep, Skill, StageRecipe
+from tests.cli_helpers import pipeline
 from tests.conftest import Story
 from tests.factories import FeatureFactory
 from tests.http_servers import RecordingServer, closed_port, http_server
@@ -65,12 +64,6 @@ def commands_on(settings: Any) -> None:
     }
 
 
-@pytest.fixture(autouse=True)
-def _clean_cli_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("RUNWAY_WORKSPACE", raising=False)
-    monkeypatch.delenv("RUNWAY_CLI_USER", raising=False)
-
-
 def url_of(httpd: RecordingServer) -> str:
     return f"http://127.0.0.1:{httpd.server_address[1]}/health"
 
@@ -86,12 +79,6 @@ def live_card(story: Story, config: dict[str, Any], title: str = "Invoice extrac
 
 def exit_with(code: int) -> dict[str, Any]:
     return {"type": "command", "command": "exit", "args": [str(code)]}
-
-
-def pipeline(*args: str) -> str:
-    out = io.StringIO()
-    call_command("pipeline", *args, stdout=out, stderr=io.StringIO())
-    return out.getvalue()
 
 
 def incidents(feature: Feature) -> list[Feature]:

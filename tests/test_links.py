@@ -5,34 +5,16 @@ From the CLI (create --parent, show --children, list --parent) and on the card p
 
 from __future__ import annotations
 
-import io
-import json
 from typing import Any
 
 import pytest
-from django.core.management import call_command
 from django.urls import reverse
 
 from features.models import Feature, Stage
+from tests.cli_helpers import pipeline, pipeline_json
 from tests.conftest import Story
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def _clean_cli_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("RUNWAY_WORKSPACE", raising=False)
-    monkeypatch.delenv("RUNWAY_CLI_USER", raising=False)
-
-
-def pipeline(*args: str) -> str:
-    out = io.StringIO()
-    call_command("pipeline", *args, stdout=out, stderr=io.StringIO())
-    return out.getvalue()
-
-
-def pipeline_json(*args: str) -> Any:
-    return json.loads(pipeline(*args, "--json"))
 
 
 def create(title: str, *args: str) -> Feature:
