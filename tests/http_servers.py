@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, TypeVar
 
 
 @dataclass
@@ -58,6 +58,17 @@ def http_server(host: str = "127.0.0.1", status: int = 200) -> Iterator[Recordin
     httpd = RecordingServer((host, 0), _Handler)
     httpd.behaviour = Behaviour(status=status)
     httpd.requests = []
+    with serving(httpd):
+        yield httpd
+
+
+_ServerT = TypeVar("_ServerT", bound=ThreadingHTTPServer)
+
+
+@contextmanager
+def serving(httpd: _ServerT) -> Iterator[_ServerT]:
+    """Serve `httpd` on a thread for the block (polling shutdown every 50 ms), then stop it
+    and close its socket."""
     thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     try:

@@ -19,6 +19,8 @@ from typing import Any
 
 from aiosmtpd.controller import Controller
 
+from tests.http_servers import serving
+
 
 @dataclass
 class Received:
@@ -80,14 +82,8 @@ def receiver(statuses: list[int] | None = None, then: int = 200) -> Iterator[Rec
     httpd.script = Script(list(statuses or []), then)
     httpd.received = []
     httpd.lock = threading.Lock()
-    thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    try:
+    with serving(httpd):
         yield httpd
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join()
 
 
 class _Inbox:
