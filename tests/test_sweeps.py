@@ -4,27 +4,16 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-import redis
-from django.conf import settings
 from django.utils import timezone
 
-from config.redis_urls import for_redis_py
 from features.models import Feature
 from pipeline import engine
 from pipeline.models import Run
 from tests.engine_helpers import card, chain
 
 
-def _empty_broker_queue() -> None:
-    # The sweep holds back while the broker still has as many messages as runs are due:
-    # messages an earlier test in this process left would make it wait, rightly.
-    client = redis.Redis.from_url(for_redis_py(settings.REDIS_URL))
-    client.delete(settings.CELERY_TASK_DEFAULT_QUEUE)
-    client.close()
-
-
-def test_dispatch_resends_a_run_whose_message_was_lost(story, eager, no_enqueue):
-    _empty_broker_queue()
+def test_dispatch_resends_a_run_whose_message_was_lost(story, eager, no_enqueue, broker):
+    # The sweep rightly holds back while the broker holds as many messages as runs are due.
     feature = card(story.workspace)
     with no_enqueue():  # the launch's message is "lost": never sent
         run = engine.launch_pipeline(feature, story.owner).run

@@ -4,18 +4,8 @@ from collections.abc import Iterator
 
 import pytest
 import redis
-from django.conf import settings
 
 from tests.integration.processes import Stack
-
-
-@pytest.fixture
-def broker() -> Iterator[redis.Redis]:
-    client = redis.Redis.from_url(settings.REDIS_URL)
-    # Messages left by earlier tests point at rows that no longer exist: start empty.
-    client.delete(settings.CELERY_TASK_DEFAULT_QUEUE)
-    yield client
-    client.close()
 
 
 @pytest.fixture
