@@ -16,7 +16,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 
 from django.db import transaction
-from django.db.models import Exists, OuterRef, Subquery
+from django.db.models import Case, CharField, Exists, OuterRef, Subquery, Value, When
 from django.utils import timezone
 
 from features import events
@@ -63,6 +63,9 @@ class CardFacts:
     # Unfinished cards it depends on; for a waiting run, exactly those its run waits for.
     blockers: tuple[Blocker, ...]
     has_dependents: bool = False
+    # What the card shows now (status, note), when read with the facts: a card whose derived
+    # value equals it needs no write.
+    shown: tuple[str, str] | None = None
 
 
 def outcome_of(status: str | None, decision: str | None) -> str:
@@ -160,12 +163,17 @@ def facts_of(feature_ids: Iterable[int]) -> dict[int, tuple[int, CardFacts]]:
         .order_by()
         .annotate(
             **{f"run_{name}": Subquery(latest.values(name)[:1]) for name in fields},
-            has_dependents=Exists(Dependency.objects.filter(depends_on=OuterRef("pk"))),
+            # Dependents settled in this same call read the same facts: only others cascade.
+            has_dependents=Exists(
+                Dependency.objects.filter(depends_on=OuterRef("pk")).exclude(feature_id__in=ids)
+            ),
             has_dependencies=Exists(Dependency.objects.filter(feature=OuterRef("pk"))),
         )
         .values(
             "pk",
             "workspace_id",
+            "status",
+            "status_note",
             "stage_id",
             "stage__is_done",
             "stage__is_live",
@@ -197,6 +205,7 @@ def facts_of(feature_ids: Iterable[int]) -> dict[int, tuple[int, CardFacts]]:
                 latest=run,
                 blockers=tuple(blockers.get(row["pk"], ())),
                 has_dependents=bool(row["has_dependents"]),
+                shown=(row["status"], row["status_note"]),
             ),
         )
     return facts
@@ -222,7 +231,7 @@ def settle(
     instances = list(cards)
     for pk, (workspace_id, run) in (known or {}).items():
         # The card's latest run is this active run: it alone says what the card shows.
-        derived[pk] = _write({pk: workspace_id}, derive(_active_facts(run)))[0]
+        derived[pk] = _write(pk, workspace_id, derive(_active_facts(run)))
         ids.discard(pk)
     while ids:
         cascade = _settle_once(ids, derived)
@@ -235,20 +244,19 @@ def settle(
 
 def _settle_once(ids: set[int], derived: dict[int, tuple[str, str]]) -> set[int]:
     """Settle `ids` into `derived`; returns the dependents of the cards that changed."""
-    groups: dict[tuple[str, str], list[int]] = defaultdict(list)
+    changes: dict[int, tuple[str, str]] = {}
     workspaces: dict[int, int] = {}
     with_dependents: set[int] = set()
     for pk, (workspace_id, facts) in facts_of(ids).items():
         status, note = derive(facts)
         derived[pk] = (status, note[:500])
-        groups[derived[pk]].append(pk)
-        workspaces[pk] = workspace_id
+        if facts.shown != derived[pk]:
+            changes[pk] = derived[pk]
+            workspaces[pk] = workspace_id
         if facts.has_dependents:
             with_dependents.add(pk)
-    changed_ids: set[int] = set()
-    for (status, note), pks in groups.items():
-        changed_ids.update(_write({pk: workspaces[pk] for pk in pks}, (status, note))[1])
-    cascade = changed_ids & with_dependents
+    _write_each(changes, workspaces)
+    cascade = set(changes) & with_dependents
     if not cascade:
         return set()
     return set(
@@ -256,33 +264,46 @@ def _settle_once(ids: set[int], derived: dict[int, tuple[str, str]]) -> set[int]
     )
 
 
-def _write(cards: dict[int, int], derived: tuple[str, str]) -> tuple[tuple[str, str], list[int]]:
-    """Store one (status, note) on these cards ({id: workspace id}) where it differs and tell
-    the board about those. Returns the clipped (status, note) and the ids that changed. One
-    query for one card (the UPDATE's row count says whether it changed), two for several."""
+def _write(pk: int, workspace_id: int, derived: tuple[str, str]) -> tuple[str, str]:
+    """Store (status, note) on one card where it differs (the UPDATE's row count says whether
+    it did) and tell the board if so: one query. Returns the clipped (status, note)."""
     status, note = derived[0], derived[1][:500]
+    updated = (
+        Feature.objects.filter(pk=pk)
+        .exclude(status=status, status_note=note)
+        .update(status=status, status_note=note, updated_at=timezone.now())
+    )
+    if updated:
+        events.card_changed_on_commit(Feature(pk=pk, workspace_id=workspace_id))
+    return status, note
+
+
+def _write_each(changes: dict[int, tuple[str, str]], workspaces: dict[int, int]) -> None:
+    """Store each card's own (status, note) ({id: (status, note)}, read as different from what
+    it shows) in one UPDATE, however many cards and values; tell the board about each.
+
+    A task list of six cards blocked by six different cards is six notes: one query, not six.
+    """
+    if not changes:
+        return
     now = timezone.now()
-    pks = list(cards)
-    if len(pks) == 1:
-        updated = (
-            Feature.objects.filter(pk=pks[0])
-            .exclude(status=status, status_note=note)
-            .update(status=status, status_note=note, updated_at=now)
-        )
-        changed = pks if updated else []
+    if len(changes) == 1:
+        [(pk, (status, note))] = changes.items()
+        Feature.objects.filter(pk=pk).update(status=status, status_note=note, updated_at=now)
     else:
-        changed = list(
-            Feature.objects.filter(pk__in=pks)
-            .exclude(status=status, status_note=note)
-            .values_list("pk", flat=True)
+        Feature.objects.filter(pk__in=list(changes)).update(
+            status=Case(
+                *(When(pk=pk, then=Value(status)) for pk, (status, _) in changes.items()),
+                output_field=CharField(),
+            ),
+            status_note=Case(
+                *(When(pk=pk, then=Value(note)) for pk, (_, note) in changes.items()),
+                output_field=CharField(),
+            ),
+            updated_at=now,
         )
-        if changed:
-            Feature.objects.filter(pk__in=changed).update(
-                status=status, status_note=note, updated_at=now
-            )
-    for pk in changed:
-        events.card_changed_on_commit(Feature(pk=pk, workspace_id=cards[pk]))
-    return (status, note), changed
+    for pk in changes:
+        events.card_changed_on_commit(Feature(pk=pk, workspace_id=workspaces[pk]))
 
 
 def _active_facts(run: LatestRun) -> CardFacts:
