@@ -6,10 +6,13 @@ the cards that wait for it) derive to, so both are marked for ``card_state`` to 
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib.auth.models import User
+from django.db import connection
+from django.utils import timezone
 
 from features import events
-from features.actions import insert_into_column
 from features.models import Dependency, Feature, Stage, StageTransition
 from pipeline.engine.card_state import touch, watch_waiting
 from pipeline.models import Run
@@ -39,17 +42,46 @@ def record_move(
     run: Run | None = None,
     note: str = "",
 ) -> None:
-    """Move the card to the end of `stage` (saved now) with its audit row."""
+    """Move the card to the end of `stage` (saved now) with its audit row.
+
+    The card is numbered inside its own UPDATE (one past the column's highest position), and
+    on PostgreSQL the audit row is inserted by the same statement: one round trip, not three.
+    """
     from_stage_id = feature.stage_id
-    insert_into_column(feature, stage, None)
-    feature.save(update_fields=["stage", "position", "updated_at"])
-    StageTransition.objects.create(
-        feature=feature,
-        from_stage_id=from_stage_id,
-        to_stage=stage,
-        actor_user=user,
-        actor_run=run,
-        note=note,
-    )
+    now = timezone.now()
+    qn = connection.ops.quote_name
+    cards, audit = qn(Feature._meta.db_table), qn(StageTransition._meta.db_table)
+    move = f"""
+        UPDATE {cards} SET stage_id = %s, updated_at = %s,
+            position = COALESCE((SELECT MAX(col.position) FROM {cards} AS col
+                                 WHERE col.stage_id = %s), -1) + 1
+        WHERE id = %s RETURNING position"""  # noqa: S608 (names from the models' meta)
+    at = connection.ops.adapt_datetimefield_value(now)
+    params: list[Any] = [stage.pk, at, stage.pk, feature.pk]
+    row = [from_stage_id, stage.pk, user.pk if user else None, run.pk if run else None, note, at]
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(
+                f"""WITH moved AS ({move}), audit AS (
+                        INSERT INTO {audit} (feature_id, from_stage_id, to_stage_id,
+                            actor_user_id, actor_run_id, note, created_at)
+                        SELECT %s, %s, %s, %s, %s, %s, %s FROM moved)
+                    SELECT position FROM moved""",  # noqa: S608
+                [*params, feature.pk, *row],
+            )
+            (feature.position,) = cursor.fetchone()
+        else:
+            cursor.execute(move, params)
+            (feature.position,) = cursor.fetchone()
+            StageTransition.objects.create(
+                feature=feature,
+                from_stage_id=from_stage_id,
+                to_stage=stage,
+                actor_user=user,
+                actor_run=run,
+                note=note,
+                created_at=now,
+            )
+    feature.stage, feature.updated_at = stage, now
     events.card_changed_on_commit(feature, previous_stage_id=from_stage_id)
     touch_with_dependents(feature)
