@@ -100,7 +100,7 @@ def complete_run(
             run.card_note = f"{run.stage.name} result is ready: accept or reject it"
             append_log(run.pk, "Result waits for accept or reject", attempt=attempt)
         else:
-            advance(run, feature, stages)
+            advance(run, feature, stages, every_stage)
         flush_buffered(run_id)
         transitions.record_outcome(
             run_id,
@@ -214,11 +214,13 @@ def _insert_versioned(run: Run, feature: Feature, steps: list[StepResult]) -> li
     return artifacts
 
 
-def advance(run: Run, feature: Feature, stages: list[Stage]) -> Run | None:
+def advance(
+    run: Run, feature: Feature, stages: list[Stage], every_stage: list[Stage] | None = None
+) -> Run | None:
     """The run's result stands (gates passed, or a person accepted it): make its generated
     cards, move the card on and create the next run if the chain continues. Returns the next
-    run."""
-    reconciled = apply_generated_work(run, feature)
+    run. `stages`: the run's board's; `every_stage`: the workspace's, when read already."""
+    reconciled = apply_generated_work(run, feature, every_stage)
     # A batch's runs are told once, by the batch's final toast ("24 subtasks added to 6 stories").
     quiet = run.batch_id is not None
     if reconciled is not None and reconciled.added and not quiet:

@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db.models import Max
+from django.db.models import Count, Max, Q
 from django.utils import timezone
 
 from features import events
@@ -64,26 +64,46 @@ def list_problem(items: list[dict[str, Any]]) -> str | None:
     )
 
 
-def apply_generated_work(run: Run, parent: Feature) -> Reconciled | None:
+def apply_generated_work(
+    run: Run, parent: Feature, every_stage: list[Stage] | None = None
+) -> Reconciled | None:
     """The run's list (if it made one) becomes the parent's next generation of children.
-    None when the run made no list or applied it already."""
+    None when the run made no list or applied it already. `every_stage`: the workspace's
+    stages when the caller read them already (the landing column is among them)."""
     items = generated_items(run)
     if not items:
         return None
-    existing = Generation.objects.filter(run=run).first()
-    if existing is not None:  # a duplicated accept or completion: never twice
+    # Whether this run applied its list already (a duplicated accept or completion: never
+    # twice) and the number the next generation takes, in one query.
+    generations = Generation.objects.filter(parent=parent, stage_id=run.stage_id).aggregate(
+        top=Max("number"), applied=Count("pk", filter=Q(run=run))
+    )
+    if generations["applied"]:
         return None
     kind = child_kind(parent.kind)
     # Stories land where their own pipeline can run them (their subtasks go to the work board).
     board = Stage.Board.FEATURE if kind == Feature.Kind.STORY else Stage.Board.WORK
-    landing = (
-        Stage.objects.filter(workspace_id=parent.workspace_id, board=board)
-        .order_by("position")
-        .first()
-    )
+    if every_stage is not None:
+        landing = min(
+            (s for s in every_stage if s.board == board), key=lambda s: s.position, default=None
+        )
+    else:
+        landing = (
+            Stage.objects.filter(workspace_id=parent.workspace_id, board=board)
+            .order_by("position")
+            .first()
+        )
     if landing is None:
         return None
-    return reconcile(parent, run.stage, items, run=run, kind=kind, landing=landing)
+    return reconcile(
+        parent,
+        run.stage,
+        items,
+        run=run,
+        kind=kind,
+        landing=landing,
+        number=(generations["top"] or 0) + 1,
+    )
 
 
 def reconcile(
@@ -94,6 +114,7 @@ def reconcile(
     run: Run | None,
     kind: str,
     landing: Stage,
+    number: int | None = None,
 ) -> Reconciled:
     """Apply `items` as the next generation of `parent`'s children from `stage`.
 
@@ -102,11 +123,16 @@ def reconcile(
     or moved, still in `landing`) takes the new title and description; one a person moved,
     edited or finished stays as it is. Unmatched items become new cards at the end of
     `landing`; cards whose key is gone are marked ``source_removed_at`` (kept, not deleted).
-    Dependencies between the generation's cards are replaced by the list's.
+    Dependencies between the generation's cards are replaced by the list's. `number`: the
+    generation's number when the caller counted them already.
     """
     now = timezone.now()
-    previous = Generation.objects.filter(parent=parent, stage=stage).aggregate(top=Max("number"))
-    result = Reconciled(number=(previous["top"] or 0) + 1, kind=kind)
+    if number is None:
+        previous = Generation.objects.filter(parent=parent, stage=stage).aggregate(
+            top=Max("number")
+        )
+        number = (previous["top"] or 0) + 1
+    result = Reconciled(number=number, kind=kind)
     keys = _keys(items)
     old = {
         card.source_key: card
@@ -167,7 +193,8 @@ def reconcile(
     Feature.objects.filter(pk__in=result.removed).update(source_removed_at=now, updated_at=now)
     # The list's dependencies replace those between this (parent, stage)'s cards.
     family = [c.pk for c in cards] + [c.pk for c in gone]
-    Dependency.objects.filter(feature_id__in=family, depends_on_id__in=family).delete()
+    if old:  # cards made just now have no dependencies to replace
+        Dependency.objects.filter(feature_id__in=family, depends_on_id__in=family).delete()
     Dependency.objects.bulk_create(
         Dependency(feature=cards[i], depends_on=cards[d])
         for i, item in enumerate(items)
