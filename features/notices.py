@@ -62,6 +62,10 @@ class Notice:
     feature_id: int | None = None
     run_id: int | None = None
     data: dict[str, Any] = field(default_factory=dict)
+    # The card and run as the emitter holds them, current in its transaction: a listener may
+    # use them instead of reading them again (None: read them).
+    card: Any = field(default=None, compare=False, repr=False)
+    run: Any = field(default=None, compare=False, repr=False)
 
 
 Listener = Callable[[Notice], object]
@@ -81,16 +85,20 @@ def emit(
     text: str,
     feature_id: int | None = None,
     run_id: int | None = None,
+    card: Any = None,
+    run: Any = None,
     **data: Any,
 ) -> None:
-    """Tell every listener, in the caller's transaction.
+    """Tell every listener, in the caller's transaction. `card` and `run`: the instances of
+    `feature_id` and `run_id` the caller holds, current in this transaction (the hot path
+    passes them so listeners need not read them again).
 
     A listener's database failure is contained in a savepoint and logged: telling people about
     a transition must never undo the transition itself.
     """
     if not _listeners:
         return
-    notice = Notice(kind, workspace_id, text, feature_id, run_id, data)
+    notice = Notice(kind, workspace_id, text, feature_id, run_id, data, card=card, run=run)
     for listener in _listeners:
         try:
             with transaction.atomic():

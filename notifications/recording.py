@@ -51,16 +51,15 @@ def record_notice(notice: Notice) -> Event | None:
         ).exists()
     ):
         return None
-    workspace = Workspace.objects.get(pk=notice.workspace_id)
-    run = (
-        Run.objects.select_related("stage").filter(pk=notice.run_id).first()
-        if notice.run_id is not None
-        else None
-    )
-    feature = (
-        Feature.objects.select_related("stage").filter(pk=notice.feature_id).first()
-        if notice.feature_id is not None
-        else None
+    run, feature = _held_run(notice), _held_card(notice)
+    if run is None and notice.run_id is not None:
+        run = Run.objects.select_related("stage").filter(pk=notice.run_id).first()
+    if feature is None and notice.feature_id is not None:
+        feature = Feature.objects.select_related("stage").filter(pk=notice.feature_id).first()
+    workspace = (
+        feature.workspace
+        if feature is not None and Feature.workspace.is_cached(feature)
+        else Workspace.objects.get(pk=notice.workspace_id)
     )
     event = Event(
         workspace=workspace, kind=notice.kind, feature=feature, run_id=notice.run_id, created_at=now
@@ -71,6 +70,22 @@ def record_notice(notice: Notice) -> Event | None:
     _queue_deliveries(event)
     _queue_emails(event)
     return event
+
+
+def _held_card(notice: Notice) -> Feature | None:
+    """The emitter's card when it is this notice's and its stage is loaded (the payload names
+    it); None: read it."""
+    card = notice.card
+    if isinstance(card, Feature) and card.pk == notice.feature_id and Feature.stage.is_cached(card):
+        return card
+    return None
+
+
+def _held_run(notice: Notice) -> Run | None:
+    run = notice.run
+    if isinstance(run, Run) and run.pk == notice.run_id and Run.stage.is_cached(run):
+        return run
+    return None
 
 
 def _text(notice: Notice, feature: Feature | None, run: Run | None) -> str:

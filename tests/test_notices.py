@@ -103,3 +103,28 @@ def test_a_failing_health_check_and_its_recovery_are_told(delivery_story, no_enq
     assert failing.payload["data"]["checked_feature_id"] == feature.pk
     assert recovered.kind == "health.recovered"
     assert recovered.feature == failing.feature  # the incident card
+
+
+def test_a_finished_pipeline_tells_the_card_and_run_as_they_ended(story, eager):
+    """The completion hands its own card and run to the listener (no second read): the event
+    must still say what the database says once the pipeline committed."""
+    feature = card(story.workspace, "Checkout")
+    with eager():
+        engine.launch_pipeline(feature, story.owner)
+    (event,) = Event.objects.filter(kind="pipeline.finished")
+    feature.refresh_from_db()
+    last = Run.objects.filter(feature=feature).select_related("stage").latest("id")
+    told = {k: v for k, v in event.payload["card"].items() if k != "status"}
+    assert told == {
+        "id": feature.pk,
+        "title": "Checkout",
+        "kind": feature.kind,
+        "stage": feature.stage.key,
+    }
+    assert event.payload["run"]["id"] == last.pk
+    assert (event.payload["run"]["stage"], event.payload["run"]["status"]) == (
+        last.stage.key,
+        "succeeded",
+    )
+    assert event.payload["workspace"]["slug"] == story.workspace.slug
+    assert event.payload["data"]["produced"]["child_cards"] > 0

@@ -288,6 +288,8 @@ def _finished(run: Run, feature: Feature, text: str) -> None:
         feature_id=feature.pk,
         run_id=run.pk,
         text=text,
+        card=feature,
+        run=run,
     )
 
 
