@@ -231,7 +231,10 @@ def settle(
     instances = list(cards)
     for pk, (workspace_id, run) in (known or {}).items():
         # The card's latest run is this active run: it alone says what the card shows.
-        derived[pk] = _write(pk, workspace_id, derive(_active_facts(run)))
+        if pk in _stored_now():
+            derived[pk] = derive(_active_facts(run))  # the transition's own write stored it
+        else:
+            derived[pk] = _write(pk, workspace_id, derive(_active_facts(run)))
         ids.discard(pk)
     while ids:
         cascade = _settle_once(ids, derived)
@@ -325,6 +328,8 @@ _known: ContextVar[dict[int, tuple[int, LatestRun]] | None] = ContextVar(
 # Cards whose waiting runs may be released: a card they depend on changed stage, or the work
 # before them in a tree ended. Looked at once, at the end of the engine transaction.
 _waiters: ContextVar[set[int] | None] = ContextVar("runway_waiters", default=None)
+# Cards in _known whose derived status the transition's own statement stored already.
+_stored: ContextVar[set[int] | None] = ContextVar("runway_stored", default=None)
 
 
 def touch(*cards: Feature | int) -> None:
@@ -354,7 +359,9 @@ def slot_freed(run_id: int) -> None:
     freed.append(run_id)
 
 
-def touch_active(feature_id: int, workspace_id: int, run: LatestRun) -> None:
+def touch_active(
+    feature_id: int, workspace_id: int, run: LatestRun, *, stored: bool = False
+) -> None:
     """Like :func:`touch`, for a card whose latest run the caller holds: `run`, queued, running
     or awaiting approval. Its status then derives from that run without reading the card's
     facts (the hot path: a claim, a completion that created the next run).
@@ -362,12 +369,32 @@ def touch_active(feature_id: int, workspace_id: int, run: LatestRun) -> None:
     Only for a card whose latest run was active before the transaction too: the cards that
     wait for it name it by how its last run ended, which an active run never changed, so they
     need no second look (a move to another stage touches them on its own).
+
+    `stored`: the caller's own statement already stored what this run derives to on the card
+    (and told the board if that changed), so nothing is written again.
     """
     known = _known.get()
     if known is None:
-        settle((), known={feature_id: (workspace_id, run)})
+        if not stored:
+            settle((), known={feature_id: (workspace_id, run)})
         return
     known[feature_id] = (workspace_id, run)
+    stored_ids = _stored.get()
+    if stored and stored_ids is not None:
+        stored_ids.add(feature_id)
+    elif stored_ids is not None:
+        stored_ids.discard(feature_id)
+
+
+def _stored_now() -> set[int]:
+    return _stored.get() or set()
+
+
+def active_card_status(run: LatestRun) -> tuple[str, str]:
+    """(status, note) a card shows while `run` (queued, running or awaiting approval) is its
+    latest run: for a transition that stores it in its own statement (see `stored` above)."""
+    status, note = derive(_active_facts(run))
+    return status, note[:500]
 
 
 def watch_waiting(*feature_ids: int) -> None:
@@ -406,6 +433,7 @@ def engine_transaction() -> Iterator[None]:
     known_token = _known.set(known)
     freed_token = _freed.set(freed)
     waiters_token = _waiters.set(waiters)
+    stored_token = _stored.set(set())
     try:
         with transaction.atomic():
             yield
@@ -426,6 +454,7 @@ def engine_transaction() -> Iterator[None]:
             settle(pending, cards=[c for c in pending.values() if c is not None], known=known)
     finally:
         _waiters.reset(waiters_token)
+        _stored.reset(stored_token)
         _freed.reset(freed_token)
         _known.reset(known_token)
         _touched.reset(token)

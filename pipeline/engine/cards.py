@@ -41,8 +41,11 @@ def record_move(
     user: User | None = None,
     run: Run | None = None,
     note: str = "",
+    shown: tuple[str, str] | None = None,
 ) -> None:
-    """Move the card to the end of `stage` (saved now) with its audit row.
+    """Move the card to the end of `stage` (saved now) with its audit row. `shown`: the
+    (status, note) the card shows from now on, when the caller knows it (stored by the same
+    UPDATE; the caller tells card_state it is stored).
 
     The card is numbered inside its own UPDATE (one past the column's highest position), and
     on PostgreSQL the audit row is inserted by the same statement: one round trip, not three.
@@ -51,13 +54,14 @@ def record_move(
     now = timezone.now()
     qn = connection.ops.quote_name
     cards, audit = qn(Feature._meta.db_table), qn(StageTransition._meta.db_table)
+    also, extra = ("", []) if shown is None else (", status = %s, status_note = %s", [*shown])
     move = f"""
-        UPDATE {cards} SET stage_id = %s, updated_at = %s,
+        UPDATE {cards} SET stage_id = %s, updated_at = %s{also},
             position = COALESCE((SELECT MAX(col.position) FROM {cards} AS col
                                  WHERE col.stage_id = %s), -1) + 1
         WHERE id = %s RETURNING position"""  # noqa: S608 (names from the models' meta)
     at = connection.ops.adapt_datetimefield_value(now)
-    params: list[Any] = [stage.pk, at, stage.pk, feature.pk]
+    params: list[Any] = [stage.pk, at, *extra, stage.pk, feature.pk]
     row = [from_stage_id, stage.pk, user.pk if user else None, run.pk if run else None, note, at]
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
@@ -83,5 +87,7 @@ def record_move(
                 created_at=now,
             )
     feature.stage, feature.updated_at = stage, now
+    if shown is not None:
+        feature.status, feature.status_note = shown
     events.card_changed_on_commit(feature, previous_stage_id=from_stage_id)
     touch_with_dependents(feature)

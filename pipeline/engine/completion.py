@@ -12,7 +12,12 @@ from django.utils import timezone
 from features import events, notices
 from features.models import Artifact, Feature, Stage
 from pipeline.engine import transitions
-from pipeline.engine.card_state import engine_transaction, touch_active
+from pipeline.engine.card_state import (
+    LatestRun,
+    active_card_status,
+    engine_transaction,
+    touch_active,
+)
 from pipeline.engine.cards import record_move
 from pipeline.engine.generation import (
     apply_generated_work,
@@ -243,11 +248,17 @@ def advance(
         append_log(run.pk, "Pipeline finished: last stage of the board")
         _finished(run, feature, f"“{feature.title}” finished on the last stage of its board")
         return None
-    record_move(feature, target, run=run, note=f"{run.stage.name} passed its gates")
-    remaining = list(run.pipeline_next)
     recipe = runnable_recipe(target) if continues else None
+    status, note = entry_status(target, recipe) if recipe is not None else ("", "")
+    # The next run will speak for the card: its move shows that at once (no second write).
+    shown = (
+        active_card_status(LatestRun(status, Run.Decision.AUTO, "", note[:500], target.pk))
+        if recipe is not None
+        else None
+    )
+    record_move(feature, target, run=run, note=f"{run.stage.name} passed its gates", shown=shown)
+    remaining = list(run.pipeline_next)
     if recipe is not None:
-        status, note = entry_status(target, recipe)
         next_run = create_run(
             feature,
             target,
@@ -262,7 +273,13 @@ def advance(
         )
         if next_run.status in (Status.QUEUED, Status.AWAITING_APPROVAL):
             # The card's latest run is this new one: its status follows from it alone.
-            touch_active(feature.pk, feature.workspace_id, transitions.latest_of(next_run))
+            latest = transitions.latest_of(next_run)
+            touch_active(
+                feature.pk,
+                feature.workspace_id,
+                latest,
+                stored=shown is not None and active_card_status(latest) == shown,
+            )
         append_log(run.pk, f"Advanced to {target.key}; next run #{next_run.pk}")
         return next_run
     held = wait_for_delivery(run, feature, target, stages)

@@ -22,9 +22,15 @@ from django.db.models import F, Q, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from features import notices
-from features.models import Workspace
-from pipeline.engine.card_state import LatestRun, slot_freed, touch, touch_active
+from features import events, notices
+from features.models import Feature, Workspace
+from pipeline.engine.card_state import (
+    LatestRun,
+    active_card_status,
+    slot_freed,
+    touch,
+    touch_active,
+)
 from pipeline.models import Run
 from pipeline.storable import clip
 
@@ -140,9 +146,31 @@ def claim_admitted(
     params = [Status.RUNNING, worker_id, at, at, at, run_id, Status.QUEUED, _when(not_before)]
     params += [workspace_id, Status.RUNNING, workspace_id, workspace_id, workspace_id]
     params += [_when(month_start)]
-    run = _returning(sql, params)
-    if run is not None:
-        touch_active(run.feature_id, run.workspace_id, latest_of(run))
+    if connection.vendor != "postgresql":
+        run = _returning(sql, params)
+        if run is not None:
+            touch_active(run.feature_id, run.workspace_id, latest_of(run))
+        return run
+    # PostgreSQL: the same statement shows the card as running (what a claimed run derives to;
+    # card_note was just cleared), and says whether that changed what the card showed.
+    cards = q(Feature._meta.db_table)
+    status, note = active_card_status(LatestRun(Status.RUNNING, Run.Decision.AUTO, "", "", 0))
+    columns = ", ".join(q(str(f.column)) for f in Run._meta.concrete_fields)
+    full = f"""
+        WITH claimed AS ({sql} RETURNING {columns}),
+        shown AS (
+            UPDATE {cards} SET status = %s, status_note = %s, updated_at = %s
+            WHERE id = (SELECT feature_id FROM claimed)
+              AND NOT (status = %s AND status_note = %s)
+            RETURNING id)
+        SELECT claimed.*, EXISTS (SELECT 1 FROM shown) AS card_changed FROM claimed"""  # noqa: S608
+    rows = list(Run.objects.raw(full, [*params, status, note, at, status, note]))
+    if not rows:
+        return None
+    run = rows[0]
+    touch_active(run.feature_id, run.workspace_id, latest_of(run), stored=True)
+    if getattr(run, "card_changed", False):  # set by the raw query
+        events.card_changed_on_commit(Feature(pk=run.feature_id, workspace_id=run.workspace_id))
     return run
 
 
