@@ -201,3 +201,16 @@ def test_the_card_page_shows_what_changed(story: Story, eager: Any, finished: Fe
     assert "Tasks list 2" in html
     assert "no longer in the list" in html
     assert f'added <a href="/features/{task_cards(finished)[-1].pk}/">' in html
+
+
+def test_new_cards_are_made_with_the_status_settling_derives(finished: Feature) -> None:
+    """A list of new cards is inserted already settled (no read-back): what they show must be
+    exactly what card_state derives from the database, blocked ones naming their blockers."""
+    from pipeline.engine.card_state import derive, facts_of
+
+    cards = task_cards(finished)
+    assert any(c.status == Feature.Status.BLOCKED for c in cards), "the list has dependencies"
+    facts = facts_of([c.pk for c in cards])
+    for c in cards:
+        status, note = derive(facts[c.pk][1])
+        assert (c.status, c.status_note) == (status, note[:500]), c.title

@@ -22,7 +22,7 @@ from django.utils import timezone
 
 from features import events
 from features.models import Dependency, Feature, Stage, StageTransition
-from pipeline.engine.card_state import touch
+from pipeline.engine.card_state import Blocker, CardFacts, derive, touch
 from pipeline.models import Generation, Run
 
 Status = Run.Status
@@ -178,6 +178,8 @@ def reconcile(
             Feature.objects.filter(pk=card.pk).update(updated_at=now, **changes)
             events.card_changed_on_commit(card)
         cards.append(card)
+    if not old:
+        _born_settled(new, items, landing)
     Feature.objects.bulk_create(new)
     if any(c.pk is None for c in new):  # backends without RETURNING
         ids = dict(
@@ -224,8 +226,24 @@ def reconcile(
         removed=result.removed,
         created_at=now,
     )
-    touch(*family)
+    if old:
+        touch(*family)
     return result
+
+
+def _born_settled(new: list[Feature], items: list[dict[str, Any]], landing: Stage) -> None:
+    """Give a list made of new cards only the status settling would derive for them, before
+    they are inserted: none has a run, all are in `landing`, and each waits only for cards of
+    the list (named in id order, which is the list's order). Spares reading them back."""
+    finished = bool(landing.is_done or landing.is_live)
+    for index, card in enumerate(new):
+        waits_for = sorted(set(_depends(items[index], index, len(items))))
+        blockers = tuple(Blocker(0, new[d].title) for d in waits_for)
+        facts = CardFacts(
+            stage_id=landing.pk, stage_finished=finished, latest=None, blockers=blockers
+        )
+        status, note = derive(facts)
+        card.status, card.status_note = status, note[:500]
 
 
 def open_questions(run: Run, feature: Feature, why: str) -> Feature:
