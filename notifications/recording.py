@@ -12,7 +12,7 @@ from functools import partial
 from typing import Any
 
 from django.db import transaction
-from django.db.models import Max
+from django.db.models import Count, Max, OuterRef, Subquery
 from django.urls import reverse
 from django.utils import timezone
 
@@ -159,15 +159,27 @@ def _run(run: Run | None) -> dict[str, Any] | None:
 
 
 def _produced(feature: Feature) -> dict[str, Any]:
-    latest = (
+    """The card's documents (latest version of each name) and how many child cards it has, in
+    one query: the count rides along as a subquery of the documents' rows."""
+    children = (
+        Feature.objects.filter(parent=OuterRef("feature_id"))
+        .order_by()
+        .values("parent")
+        .annotate(n=Count("pk"))
+        .values("n")
+    )
+    latest = list(
         Artifact.objects.filter(feature=feature)
         .values("name")
-        .annotate(version=Max("version"))
+        .annotate(version=Max("version"), children=Subquery(children))
         .order_by("name")
+    )
+    count = (
+        (latest[0]["children"] or 0) if latest else Feature.objects.filter(parent=feature).count()
     )
     return {
         "artifacts": [{"name": a["name"], "version": a["version"]} for a in latest],
-        "child_cards": Feature.objects.filter(parent=feature).count(),
+        "child_cards": count,
     }
 
 

@@ -127,4 +127,9 @@ def test_a_finished_pipeline_tells_the_card_and_run_as_they_ended(story, eager):
         "succeeded",
     )
     assert event.payload["workspace"]["slug"] == story.workspace.slug
-    assert event.payload["data"]["produced"]["child_cards"] > 0
+    produced = event.payload["data"]["produced"]
+    assert produced["child_cards"] == feature.children.count() > 0
+    assert produced["artifacts"] == [
+        {"name": "architecture.md", "version": 1},
+        {"name": "tasks.json", "version": 1},
+    ]
