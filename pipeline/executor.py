@@ -21,13 +21,14 @@ from config.logs import log_context
 from features.models import Artifact
 from pipeline import engine, limits, pricing
 from pipeline.db_faults import DB_FAULTS, with_db_retry
+from pipeline.engine import definitions
 from pipeline.heartbeats import Claim, heartbeating
 from pipeline.models import Run, RunLog
 from pipeline.providers import get_provider
 from pipeline.providers.base import ProviderError, StepCancelled, StepOutput, StepRequest
 from pipeline.runlog import append_log, buffering, flush_buffered
 from pipeline.storable import storable, storable_text
-from skills.models import Gate, RecipeStep, StageRecipe
+from skills.models import Gate, RecipeStep
 from skills.validation import blocking_errors
 
 logger = logging.getLogger(__name__)
@@ -173,17 +174,10 @@ def _execute(run: Run, claim: Claim) -> None:
     # anything, with what to fix, rather than midway with a provider's error.
     # The steps, their skills and their recipe in one query; its gates in a second, read once
     # for the check and again for completion.
-    steps = list(
-        RecipeStep.objects.filter(recipe__stage_id=run.stage_id)
-        .select_related("skill", "recipe", "recipe__stage")
-        .order_by("order")
+    # This process may hold them already, read under the definitions' count the claim saw.
+    steps, recipe, gates = definitions.recipe_of(
+        run.stage_id, getattr(run, "definitions_version", None)
     )
-    recipe = (
-        steps[0].recipe
-        if steps
-        else StageRecipe.objects.select_related("stage").filter(stage_id=run.stage_id).first()
-    )
-    gates = list(recipe.gates.all()) if recipe is not None else []
     if recipe is not None and (problems := blocking_errors(recipe, steps=steps, gates=gates)):
         engine.fail_run(
             run.pk,

@@ -459,3 +459,16 @@ class BulkActionItem(models.Model):
 
     def __str__(self) -> str:
         return f"bulk #{self.bulk_action_id} run #{self.run_id} ({self.outcome})"
+
+
+class DefinitionsVersion(models.Model):
+    """One row counting the changes to what a stage run executes: stages, their recipes, the
+    recipes' steps and gates, and skills. On PostgreSQL a statement-level trigger on each of
+    those tables adds one in the changing transaction, whatever the code path (admin, bulk
+    update, SQL), so a worker may keep definitions it read for as long as the count it sees in
+    its claim is the same (pipeline.engine.definitions)."""
+
+    value = models.BigIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"definitions v{self.value}"

@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from features import events, notices
 from features.models import Artifact, Feature, Stage
-from pipeline.engine import transitions
+from pipeline.engine import definitions, transitions
 from pipeline.engine.card_state import (
     LatestRun,
     active_card_status,
@@ -27,7 +27,6 @@ from pipeline.engine.generation import (
 )
 from pipeline.engine.locks import lock_card_of_run
 from pipeline.engine.planning import (
-    board_stages,
     entry_status,
     next_stage,
     runnable_recipe,
@@ -72,7 +71,9 @@ def complete_run(
         if run is None:
             return False
         # Every stage of the workspace in one query: the run's own (with its recipe) is there.
-        every_stage = board_stages(feature.workspace_id, None)
+        every_stage = definitions.stages_of(
+            feature.workspace_id, getattr(run, "definitions_version", None)
+        )
         run.stage = stage_by_id(every_stage, run.stage_id)
         stages = [s for s in every_stage if s.board == run.stage.board]
         artifacts = _save_artifacts(run, feature, steps)

@@ -31,6 +31,7 @@ from pipeline.engine.card_state import (
     touch,
     touch_active,
 )
+from pipeline.engine.definitions import version_sql
 from pipeline.models import Run
 from pipeline.storable import clip
 
@@ -163,7 +164,8 @@ def claim_admitted(
             WHERE id = (SELECT feature_id FROM claimed)
               AND NOT (status = %s AND status_note = %s)
             RETURNING id)
-        SELECT claimed.*, EXISTS (SELECT 1 FROM shown) AS card_changed FROM claimed"""  # noqa: S608
+        SELECT claimed.*, EXISTS (SELECT 1 FROM shown) AS card_changed, {version_sql()}
+        FROM claimed"""  # noqa: S608
     rows = list(Run.objects.raw(full, [*params, status, note, at, status, note]))
     if not rows:
         return None
@@ -271,7 +273,9 @@ def succeed(run_id: int, attempt: int, *, feature_id: int | None = None) -> Run 
         # Whether a run of the workspace waits for the slot this one frees, in the same trip.
         extra=f"EXISTS (SELECT 1 FROM {runs} AS deferred WHERE deferred.workspace_id = "  # noqa: S608
         f"{runs}.workspace_id AND deferred.status = '{Status.QUEUED}' AND "
-        f"deferred.error_kind = '{Run.ErrorKind.DEFERRED}') AS has_deferred",
+        f"deferred.error_kind = '{Run.ErrorKind.DEFERRED}') AS has_deferred"
+        # And the definitions' count: the completion may use the stages it read under it.
+        + (f", {version_sql()}" if version_sql() else ""),
     )
     if run is not None:
         touch(feature_id if feature_id is not None else run.feature_id)
