@@ -6,6 +6,7 @@ in-process with the offline provider; `make bench` prints the same count per pha
 
 from __future__ import annotations
 
+import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
@@ -39,6 +40,10 @@ def queries_of_first_stage(story, no_enqueue, title: str) -> tuple[Run, list[str
     ]
 
 
+@pytest.mark.skipif(
+    connection.vendor != "postgresql",
+    reason="the budget is PostgreSQL's: SQLite numbers and checks in separate statements",
+)
 def test_a_stage_run_that_hands_over_costs_a_constant_number_of_queries(story, no_enqueue):
     queries_of_first_stage(story, no_enqueue, "Warm-up")  # caches, content types
     run, queries = queries_of_first_stage(story, no_enqueue, "Checkout page")
