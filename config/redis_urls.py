@@ -27,3 +27,21 @@ def for_kombu(url: str) -> str:
     if url.startswith("unix://"):
         return "redis+socket://" + socket_path(url)
     return url
+
+
+def channel_layer_host(url: str) -> dict[str, object]:
+    """channels-redis's connection settings for `url` (redis-py's URL form).
+
+    The read timeout stays above the layer's 5 s blocking wait, so an idle socket is not closed
+    as "Timeout reading from …" and a dead Redis is still noticed; idle connections are pinged
+    before use. TCP keepalive only over TCP: redis-py's Unix socket connection refuses the
+    option, which made every group_send of the embedded Redis fail."""
+    host: dict[str, object] = {
+        "address": url,
+        "socket_timeout": 20,
+        "socket_connect_timeout": 5,
+        "health_check_interval": 30,
+    }
+    if not is_unix_socket(url):
+        host["socket_keepalive"] = True
+    return host

@@ -10,7 +10,7 @@ from csp.constants import NONE, SELF
 
 from config.env import env_bool, env_choice, env_int, env_json, env_list, env_optional, env_str
 from config.logs import logging_config
-from config.redis_urls import for_kombu, for_redis_py
+from config.redis_urls import channel_layer_host, for_kombu, for_redis_py
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 VAR_DIR = Path(env_str("RUNWAY_VAR_DIR", str(BASE_DIR / "var")))
@@ -173,15 +173,7 @@ CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
         "CONFIG": {
-            "hosts": [
-                {
-                    "address": REDIS_URL,
-                    "socket_timeout": 20,
-                    "socket_connect_timeout": 5,
-                    "socket_keepalive": True,
-                    "health_check_interval": 30,
-                }
-            ],
+            "hosts": [channel_layer_host(REDIS_URL)],
             "prefix": "runway:ch",
             "group_expiry": RUNWAY_GROUP_EXPIRY_SECONDS,
         },

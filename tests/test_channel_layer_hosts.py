@@ -1,0 +1,60 @@
+"""The board's events reach Redis over either kind of address: the embedded default's Unix
+socket (where redis-py refuses TCP options) and a TCP server."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from channels_redis.core import RedisChannelLayer
+
+from config.embedded_redis import EmbeddedRedis
+from config.redis_urls import channel_layer_host, for_redis_py
+
+
+@pytest.fixture
+def unix_redis() -> Iterator[str]:
+    folder = Path(tempfile.mkdtemp(prefix="runway-layer-"))
+    server = EmbeddedRedis(folder / "redis.sock")
+    server.start()
+    try:
+        yield for_redis_py(server.url)
+    finally:
+        server.stop()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def round_trip(url: str) -> dict[str, object]:
+    """group_add, group_send and receive through a layer built as the settings build it."""
+
+    async def go() -> dict[str, object]:
+        layer = RedisChannelLayer(hosts=[channel_layer_host(url)], prefix="runway:test")
+        channel = await layer.new_channel()
+        await layer.group_add("board", channel)
+        await layer.group_send("board", {"type": "cards.changed", "feature_ids": [7]})
+        try:
+            return await asyncio.wait_for(layer.receive(channel), timeout=10)
+        finally:
+            await layer.flush()
+            await layer.close_pools()
+
+    return asyncio.run(go())
+
+
+def test_events_go_through_the_embedded_redis_socket(unix_redis: str) -> None:
+    assert unix_redis.startswith("unix://")
+    assert "socket_keepalive" not in channel_layer_host(unix_redis)
+    assert round_trip(unix_redis) == {"type": "cards.changed", "feature_ids": [7]}
+
+
+def test_events_go_through_a_tcp_redis_with_keepalive() -> None:
+    url = os.environ["REDIS_URL"]
+    if url.startswith("unix://"):
+        pytest.skip("this run's Redis is the embedded one (covered above)")
+    assert channel_layer_host(url)["socket_keepalive"] is True
+    assert round_trip(url) == {"type": "cards.changed", "feature_ids": [7]}
