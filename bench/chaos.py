@@ -51,14 +51,17 @@ def main() -> int:
     kills = redis_restarts = beat_kills = 0
     beat_down_since: float | None = None
     without_beat = 0.0
-    started = time.monotonic()
     try:
-        stack.start_beat()
-        for _ in range(2):
-            stack.start_worker(concurrency=2, loglevel="WARNING")
+        # Everything is launched before any worker starts, so the kills land while the work
+        # is being done (launching 200 pipelines on a loaded machine took longer than the
+        # workers needed to finish them, and a run once ended with no kill at all).
         for feature in features:
             engine.launch_pipeline(feature, None)
         print(f"launched {len(features)} pipelines on {services.description}", flush=True)
+        started = time.monotonic()
+        stack.start_beat()
+        for _ in range(2):
+            stack.start_worker(concurrency=2, loglevel="WARNING")
 
         def finished() -> int:
             return Feature.objects.filter(
@@ -135,6 +138,10 @@ def main() -> int:
         and report["duplicate_task_cards"] == 0
         and report["left_queued_or_running"] == 0
     )
+    if ok and (kills == 0 or redis_restarts == 0):
+        # Nothing was broken while the work ran: the run proves nothing.
+        print("CHAOS INCONCLUSIVE: the work finished before the faults; use more --pipelines")
+        return 1
     print("CHAOS PASSED: 0 lost, 0 duplicated" if ok else "CHAOS FAILED")
     return 0 if ok else 1
 
