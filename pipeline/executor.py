@@ -18,7 +18,7 @@ from typing import Any
 from django.conf import settings
 
 from config.logs import log_context
-from features.models import Artifact
+from features.models import Artifact, Feature
 from pipeline import engine, limits, pricing
 from pipeline.db_faults import DB_FAULTS, with_db_retry
 from pipeline.engine import definitions
@@ -64,20 +64,27 @@ def artifact_key(name: str) -> str:
     return re.sub(r"[^0-9a-zA-Z]+", "_", name).strip("_").lower()
 
 
+def _documents_of(feature: Feature) -> list[tuple[str, str]]:
+    """(name, content) of the card's documents, latest version of each first: as the claim
+    read them with the card's lock (PostgreSQL), else read now."""
+    if hasattr(feature, "claimed_documents"):
+        held = feature.claimed_documents
+        if isinstance(held, str | bytes):
+            held = json.loads(held)
+        return [(str(name), str(content)) for name, content in held or []]
+    return list(
+        Artifact.objects.filter(feature=feature, kind=Artifact.Kind.DOCUMENT)
+        .order_by("name", "-version")
+        .values_list("name", "content")
+    )
+
+
 def build_inputs(run: Run, step: RecipeStep, earlier: list[engine.StepResult]) -> dict[str, str]:
     feature = run.feature
     inputs: dict[str, str] = {"title": feature.title, "description": feature.description}
     inputs["kind"] = feature.kind  # an epic's task list is stories, a story's is subtasks
     documents: dict[str, str] = {}
-    # The claim said whether the card has any document yet: a first stage reads none.
-    latest = (
-        Artifact.objects.filter(feature=feature, kind=Artifact.Kind.DOCUMENT)
-        .order_by("name", "-version")
-        .values_list("name", "content")
-        if getattr(feature, "has_documents", True)
-        else []
-    )
-    for name, content in latest:
+    for name, content in _documents_of(feature):
         documents.setdefault(name, content)
     for result in earlier:
         documents[result.artifact_name] = result.text

@@ -62,3 +62,34 @@ def test_the_count_does_not_grow_with_the_workspace(story, no_enqueue):
         queries_of_first_stage(story, no_enqueue, f"Other {i}")
     _, later = queries_of_first_stage(story, no_enqueue, "Later")
     assert len(later) == len(first)
+
+
+def test_the_claim_brings_the_latest_version_of_each_document(story, no_enqueue):
+    """The claim reads the card's documents with its lock: the inputs a step gets from them are
+    exactly those a fresh read gives (latest version of each name, documents only, by name)."""
+    from features.models import Artifact, Feature
+    from pipeline import engine
+    from pipeline.executor import build_inputs
+    from skills.models import RecipeStep
+
+    feature = card(story.workspace, "Checkout")
+    for name, version, content, kind in [
+        ("spec.md", 1, "old spec", Artifact.Kind.DOCUMENT),
+        ("spec.md", 2, "new spec", Artifact.Kind.DOCUMENT),
+        ("architecture.md", 1, "the design", Artifact.Kind.DOCUMENT),
+        ("tasks.json", 1, "[]", Artifact.Kind.JSON),
+    ]:
+        Artifact.objects.create(
+            feature=feature, name=name, version=version, content=content, kind=kind
+        )
+    with no_enqueue():
+        run = engine.launch_pipeline(feature, story.owner).run
+        claimed = engine.claim_run(run.pk, "worker/1")
+    assert claimed is not None
+    step = RecipeStep.objects.filter(recipe__stage_id=claimed.stage_id).first()
+    held = build_inputs(claimed, step, [])
+    claimed.feature = Feature.objects.get(pk=feature.pk)  # no documents held: read them
+    assert build_inputs(claimed, step, []) == held
+    assert (held["spec_md"], held["architecture_md"]) == ("new spec", "the design")
+    assert held["context"] == "the design\n\nnew spec"
+    assert "tasks_json" not in held

@@ -83,7 +83,8 @@ def lock_card_for_claim(run_id: int) -> Feature | None:
     claim counts the running runs under it), and only for the claim's short transaction, while
     inserts that reference the workspace (runs, cards) no longer queue behind a claim's row
     lock. The claim's own UPDATE, a later statement, then counts what committed before it.
-    The card says whether it has documents yet (`has_documents`, PostgreSQL). None when the
+    On PostgreSQL the card carries its documents as they are now (`claimed_documents`: [[name,
+    content], …] by name, or None when it has none). None when the
     run does not exist."""
     card_table = connection.ops.quote_name(Feature._meta.db_table)
     run_table = connection.ops.quote_name(Run._meta.db_table)
@@ -92,12 +93,14 @@ def lock_card_for_claim(run_id: int) -> Feature | None:
     if connection.vendor == "postgresql":
         # The subquery's FOR UPDATE keeps it from being merged into the outer query, so the
         # advisory lock is taken in the outer projection, after the card's lock is held.
-        # has_documents spares the executor its read of the card's documents when there are
-        # none yet (a card's first stage).
+        # The card's documents (the latest version of each name, by name) come with it, so
+        # the executor need not read them (NULL: none yet, a card's first stage).
         sql = (
             f"SELECT card.*, pg_advisory_xact_lock(%s, card.workspace_id::integer) IS NULL "  # noqa: S608
-            f"AS admission_locked, EXISTS (SELECT 1 FROM {artifact_table} AS a "
-            f"WHERE a.feature_id = card.id AND a.kind = %s) AS has_documents "
+            f"AS admission_locked, (SELECT json_agg(json_build_array(d.name, d.content) "
+            f"ORDER BY d.name) FROM (SELECT DISTINCT ON (a.name) a.name, a.content "
+            f"FROM {artifact_table} AS a WHERE a.feature_id = card.id AND a.kind = %s "
+            f"ORDER BY a.name, a.version DESC) AS d) AS claimed_documents "
             f"FROM (SELECT * FROM {card_table} WHERE id = ({card_of_run}) FOR UPDATE) AS card"
         )
         params: list[Any] = [ADMISSION_LOCK_SPACE, Artifact.Kind.DOCUMENT, run_id]
