@@ -214,3 +214,38 @@ def test_new_cards_are_made_with_the_status_settling_derives(finished: Feature) 
     for c in cards:
         status, note = derive(facts[c.pk][1])
         assert (c.status, c.status_note) == (status, note[:500]), c.title
+
+
+def test_a_finished_card_shows_what_its_facts_derive(finished: Feature) -> None:
+    """The completion stores the finished card's status with its move into Done (no
+    read-back): it must be what card_state derives from the database once committed."""
+    from pipeline.engine.card_state import derive, facts_of
+
+    (_, facts) = facts_of([finished.pk])[finished.pk]
+    assert (finished.status, finished.status_note) == derive(facts) == (Feature.Status.DONE, "")
+
+
+def test_a_pipeline_that_ends_on_its_boards_last_stage_settles_the_card(
+    story: Story, eager: Any
+) -> None:
+    """With no stage after Tasks the pipeline ends where it ran; the card's status comes from
+    the facts the completion holds, and must match a fresh derivation."""
+    from pipeline.engine.card_state import derive, facts_of
+
+    done = stage(story.workspace, "done")
+    assert not done.features.exists()
+    done.delete()
+    feature = card(story.workspace)
+    with eager():
+        engine.launch_pipeline(feature, story.owner)
+    feature.refresh_from_db()
+    assert feature.stage.key == "tasks"
+    assert chain(feature)[-1].status == Run.Status.SUCCEEDED
+    (_, facts) = facts_of([feature.pk])[feature.pk]
+    assert (feature.status, feature.status_note) == derive(facts)
+    assert Run.objects.filter(feature=feature).count() == 2
+    assert (
+        chain(feature)[-1]
+        .logs.filter(message="Pipeline finished: last stage of the board")
+        .exists()
+    )

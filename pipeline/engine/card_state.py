@@ -215,26 +215,26 @@ def settle(
     feature_ids: Iterable[int],
     *,
     cards: Iterable[Feature] = (),
-    known: dict[int, tuple[int, LatestRun]] | None = None,
+    known: dict[int, tuple[int, CardFacts]] | None = None,
 ) -> dict[int, tuple[str, str]]:
     """Write the derived (status, note) of these cards where it changed; tell the board.
 
     Call inside the transaction that changed their runs (the engine does, through
     :func:`engine_transaction`). `cards` are in-memory instances to update as well. A card
     whose status changed and that others depend on settles them too: their note names it
-    ("Blocked by “Schema” (failed)"). `known` are cards whose latest run the caller holds and
-    which was, and still is, active ({id: (workspace id, that run)}, see :func:`touch_active`):
-    they settle without reading their facts. Returns {id: (status, note)}.
+    ("Blocked by “Schema” (failed)"). `known` are cards whose facts the caller holds ({id:
+    (workspace id, facts)}, see :func:`touch_active` and :func:`touch_known`): they settle
+    without reading them. Returns {id: (status, note)}.
     """
     ids = set(feature_ids)
     derived: dict[int, tuple[str, str]] = {}
     instances = list(cards)
-    for pk, (workspace_id, run) in (known or {}).items():
-        # The card's latest run is this active run: it alone says what the card shows.
+    for pk, (workspace_id, facts) in (known or {}).items():
         if pk in _stored_now():
-            derived[pk] = derive(_active_facts(run))  # the transition's own write stored it
+            shown = derive(facts)  # the transition's own write stored it
+            derived[pk] = (shown[0], shown[1][:500])
         else:
-            derived[pk] = _write(pk, workspace_id, derive(_active_facts(run)))
+            derived[pk] = _write(pk, workspace_id, derive(facts))
         ids.discard(pk)
     while ids:
         cascade = _settle_once(ids, derived)
@@ -322,7 +322,7 @@ _touched: ContextVar[dict[int, Feature | None] | None] = ContextVar("runway_touc
 # Runs that stopped running in this transaction: each frees a slot of its workspace.
 _freed: ContextVar[list[int] | None] = ContextVar("runway_freed", default=None)
 # Cards touched with their latest run in hand (touch_active): {id: (workspace id, run)}.
-_known: ContextVar[dict[int, tuple[int, LatestRun]] | None] = ContextVar(
+_known: ContextVar[dict[int, tuple[int, CardFacts]] | None] = ContextVar(
     "runway_known", default=None
 )
 # Cards whose waiting runs may be released: a card they depend on changed stage, or the work
@@ -373,12 +373,26 @@ def touch_active(
     `stored`: the caller's own statement already stored what this run derives to on the card
     (and told the board if that changed), so nothing is written again.
     """
+    touch_known(feature_id, workspace_id, _active_facts(run), stored=stored)
+
+
+def touch_known(
+    feature_id: int, workspace_id: int, facts: CardFacts, *, stored: bool = False
+) -> None:
+    """Like :func:`touch`, for a card whose facts the caller holds, as they will be at commit:
+    its status derives from them without reading them. `stored`: the caller's own statement
+    already stored that status (and told the board if it changed).
+
+    The caller answers for the facts: the card's lock is held, its latest run is the one in
+    `facts`, and the blockers are complete (a card without dependencies has none). A later
+    touch_known or touch_active of the card in the transaction replaces them.
+    """
     known = _known.get()
     if known is None:
         if not stored:
-            settle((), known={feature_id: (workspace_id, run)})
+            settle((), known={feature_id: (workspace_id, facts)})
         return
-    known[feature_id] = (workspace_id, run)
+    known[feature_id] = (workspace_id, facts)
     stored_ids = _stored.get()
     if stored and stored_ids is not None:
         stored_ids.add(feature_id)
@@ -393,7 +407,12 @@ def _stored_now() -> set[int]:
 def active_card_status(run: LatestRun) -> tuple[str, str]:
     """(status, note) a card shows while `run` (queued, running or awaiting approval) is its
     latest run: for a transition that stores it in its own statement (see `stored` above)."""
-    status, note = derive(_active_facts(run))
+    return card_status(_active_facts(run))
+
+
+def card_status(facts: CardFacts) -> tuple[str, str]:
+    """(status, note) as stored: :func:`derive` with the note clipped to the column."""
+    status, note = derive(facts)
     return status, note[:500]
 
 
@@ -426,7 +445,7 @@ def engine_transaction() -> Iterator[None]:
             yield
         return
     pending: dict[int, Feature | None] = {}
-    known: dict[int, tuple[int, LatestRun]] = {}
+    known: dict[int, tuple[int, CardFacts]] = {}
     waiters: set[int] = set()
     freed: list[int] = []
     token = _touched.set(pending)

@@ -13,10 +13,13 @@ from features import events, notices
 from features.models import Artifact, Feature, Stage
 from pipeline.engine import definitions, transitions
 from pipeline.engine.card_state import (
+    CardFacts,
     LatestRun,
     active_card_status,
+    card_status,
     engine_transaction,
     touch_active,
+    touch_known,
 )
 from pipeline.engine.cards import record_move
 from pipeline.engine.generation import (
@@ -106,7 +109,7 @@ def complete_run(
             run.card_note = f"{run.stage.name} result is ready: accept or reject it"
             append_log(run.pk, "Result waits for accept or reject", attempt=attempt)
         else:
-            advance(run, feature, stages, every_stage)
+            advance(run, feature, stages, every_stage, completing=True)
         flush_buffered(run_id)
         transitions.record_outcome(
             run_id,
@@ -221,11 +224,18 @@ def _insert_versioned(run: Run, feature: Feature, steps: list[StepResult]) -> li
 
 
 def advance(
-    run: Run, feature: Feature, stages: list[Stage], every_stage: list[Stage] | None = None
+    run: Run,
+    feature: Feature,
+    stages: list[Stage],
+    every_stage: list[Stage] | None = None,
+    *,
+    completing: bool = False,
 ) -> Run | None:
     """The run's result stands (gates passed, or a person accepted it): make its generated
     cards, move the card on and create the next run if the chain continues. Returns the next
-    run. `stages`: the run's board's; `every_stage`: the workspace's, when read already."""
+    run. `stages`: the run's board's; `every_stage`: the workspace's, when read already.
+    `completing`: called by the completion of `run`, which is therefore the card's latest run
+    and holds its outcome in memory."""
     reconciled = apply_generated_work(run, feature, every_stage)
     # A batch's runs are told once, by the batch's final toast ("24 subtasks added to 6 stories").
     quiet = run.batch_id is not None
@@ -248,15 +258,25 @@ def advance(
     if target is None:
         append_log(run.pk, "Pipeline finished: last stage of the board")
         _finished(run, feature, f"“{feature.title}” finished on the last stage of its board")
+        here = next((s for s in every_stage or stages if s.pk == feature.stage_id), None)
+        if completing and here is not None and not getattr(feature, "has_dependencies", True):
+            touch_known(feature.pk, feature.workspace_id, _ended_in(run, here))
         return None
     recipe = runnable_recipe(target) if continues else None
     status, note = entry_status(target, recipe) if recipe is not None else ("", "")
-    # The next run will speak for the card: its move shows that at once (no second write).
-    shown = (
-        active_card_status(LatestRun(status, Run.Decision.AUTO, "", note[:500], target.pk))
-        if recipe is not None
-        else None
-    )
+    # What the card will show is known before it moves, so its move stores it (no second
+    # write, no read-back): the next run speaks for it, or, when the pipeline ends here and
+    # nothing can hold it (no dependencies), this run's outcome in the target stage does.
+    ended: CardFacts | None = None
+    if recipe is not None:
+        shown: tuple[str, str] | None = active_card_status(
+            LatestRun(status, Run.Decision.AUTO, "", note[:500], target.pk)
+        )
+    elif completing and not getattr(feature, "has_dependencies", True):
+        ended = _ended_in(run, target)
+        shown = card_status(ended)
+    else:
+        shown = None
     record_move(feature, target, run=run, note=f"{run.stage.name} passed its gates", shown=shown)
     remaining = list(run.pipeline_next)
     if recipe is not None:
@@ -287,6 +307,8 @@ def advance(
     if held is not None:
         append_log(run.pk, f"Pipeline waits in {target.name} for its dependencies; run #{held.pk}")
         return held
+    if ended is not None:
+        touch_known(feature.pk, feature.workspace_id, ended, stored=True)
     append_log(run.pk, f"Pipeline finished: card is in {target.name}")
     _finished(run, feature, f"“{feature.title}” reached {target.name}")
     if not quiet:
@@ -297,6 +319,21 @@ def advance(
             feature_id=feature.pk,
         )
     return None
+
+
+def _ended_in(run: Run, stage: Stage) -> CardFacts:
+    """The facts of a card without dependencies whose pipeline ends with `run` in `stage`: the
+    run is its latest (it was running, so no other run could start), with the outcome the
+    completion is about to record."""
+    latest = LatestRun(
+        Status.SUCCEEDED, run.decision, run.error_kind, run.card_note[:500], run.stage_id
+    )
+    return CardFacts(
+        stage_id=stage.pk,
+        stage_finished=bool(stage.is_done or stage.is_live),
+        latest=latest,
+        blockers=(),
+    )
 
 
 def _finished(run: Run, feature: Feature, text: str) -> None:
