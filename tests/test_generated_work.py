@@ -249,3 +249,21 @@ def test_a_pipeline_that_ends_on_its_boards_last_stage_settles_the_card(
         .logs.filter(message="Pipeline finished: last stage of the board")
         .exists()
     )
+
+
+def test_new_cards_are_numbered_after_the_landing_column_in_list_order(
+    story: Story, eager: Any
+) -> None:
+    """Positions are computed inside the INSERT: after the column's highest, in list order."""
+    first = card(story.workspace, "Earlier")
+    with eager():
+        engine.launch_pipeline(first, story.owner)
+    earlier = task_cards(first)
+    column = earlier[0].stage
+    top = max(c.position for c in Feature.objects.filter(stage=column))
+    second = card(story.workspace, "Later")
+    with eager():
+        engine.launch_pipeline(second, story.owner)
+    later = task_cards(second)
+    assert [c.stage_id for c in later] == [column.pk] * len(later)
+    assert [c.position for c in later] == list(range(top + 1, top + 1 + len(later)))

@@ -17,7 +17,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db.models import Count, Max, Q
+from django.db.models import Count, Max, Q, Subquery
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from features import events
@@ -140,8 +141,18 @@ def reconcile(
             source_key__in=["", QUESTIONS_KEY]
         )
     }
-    top = Feature.objects.filter(stage=landing).aggregate(top=Max("position"))["top"]
-    next_position = 0 if top is None else top + 1
+    # New cards go to the end of `landing`, numbered inside their INSERT (no read first).
+    top = Coalesce(
+        Subquery(
+            Feature.objects.filter(stage=landing)
+            .order_by()
+            .values("stage")
+            .annotate(top=Max("position"))
+            .values("top")
+        ),
+        -1,
+    )
+    next_position = 1
     cards: list[Feature] = []
     new: list[Feature] = []
     for index, (key, item) in enumerate(zip(keys, items, strict=True)):
@@ -155,7 +166,7 @@ def reconcile(
                 description=description,
                 kind=kind,
                 stage=landing,
-                position=next_position,
+                position=top + next_position,
                 parent=parent,
                 source_stage=stage,
                 source_key=key,
