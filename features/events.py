@@ -48,6 +48,7 @@ class _Publisher:
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._pid = 0
+        self._in_flight: set[concurrent.futures.Future[None]] = set()
 
     def _running_loop(self) -> asyncio.AbstractEventLoop:
         with self._lock:
@@ -72,7 +73,20 @@ class _Publisher:
         future = asyncio.run_coroutine_threadsafe(
             layer.group_send(group, event), self._running_loop()
         )
+        with self._lock:
+            self._in_flight.add(future)
+        future.add_done_callback(self._in_flight.discard)
         future.add_done_callback(partial(_report_failure, group, event.get("type")))
+
+    def wait_sent(self, timeout: float) -> bool:
+        """Wait up to `timeout` seconds for every event queued so far to reach the layer.
+        True when none is left in flight."""
+        with self._lock:
+            pending = set(self._in_flight)
+        if not pending:
+            return True
+        _, not_done = concurrent.futures.wait(pending, timeout=timeout)
+        return not not_done
 
 
 def _report_failure(group: str, kind: Any, future: concurrent.futures.Future[None]) -> None:
@@ -89,6 +103,12 @@ def publish(group: str, event: dict[str, Any]) -> None:
         _publisher.send(group, event)
     except Exception as exc:  # the broker being down must not fail a write that committed
         logger.warning("could not publish %s to %s: %s", event.get("type"), group, exc)
+
+
+def wait_sent(timeout: float = 5.0) -> bool:
+    """Block until the events this process published so far reached the channel layer (at most
+    `timeout` seconds): publishing returns before they do. True when none is left in flight."""
+    return _publisher.wait_sent(timeout)
 
 
 def publish_on_commit(group: str, event: dict[str, Any]) -> None:

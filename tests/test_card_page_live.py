@@ -9,7 +9,7 @@ import pytest
 from asgiref.sync import async_to_sync, sync_to_async
 from channels.testing import WebsocketCommunicator
 
-from features.events import publish, workspace_group
+from features.events import publish, wait_sent, workspace_group
 from features.models import Dependency
 from pipeline.models import Run
 from tests.engine_helpers import card
@@ -92,6 +92,9 @@ def test_the_card_socket_sends_the_panel_and_the_next_runs_log(story):
     def changed(*ids: int) -> None:
         event: dict[str, Any] = {"type": "cards.changed", "feature_ids": list(ids)}
         publish(workspace_group(story.workspace.pk), event)
+
+    # The cards' own creation events leave asynchronously: none may reach the socket.
+    assert wait_sent(timeout=10)
 
     async def scenario() -> tuple[str, bool, int]:
         socket = WebsocketCommunicator(application, f"/ws/features/{feature.pk}/?run=", headers)

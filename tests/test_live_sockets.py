@@ -21,7 +21,7 @@ from django.db.backends.utils import CursorWrapper
 from django.test import Client
 
 from features.actions import do_create_feature
-from features.events import publish, workspace_group
+from features.events import publish, wait_sent, workspace_group
 from features.models import Membership
 from pipeline.consumers import live
 from tests.factories import FeatureFactory
@@ -46,6 +46,8 @@ def _run(scenario: Callable[[], Awaitable[Any]]) -> Any:
 
 
 async def _connect(path: str, headers: list[tuple[bytes, bytes]]) -> WebsocketCommunicator:
+    # Earlier events (the test's own cards) leave asynchronously: let them land first.
+    assert await sync_to_async(wait_sent)(10)
     communicator = WebsocketCommunicator(application, path, headers=headers)
     connected, _ = await communicator.connect()
     assert connected

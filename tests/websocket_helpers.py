@@ -15,6 +15,7 @@ from django.conf import settings
 from django.test import Client
 
 from config.routing import websocket_urlpatterns
+from features.events import wait_sent
 
 application = AuthMiddlewareStack(URLRouter(websocket_urlpatterns))
 
@@ -41,6 +42,9 @@ def websocket_session(
     """Connect as `user`; once accepted run `then` (sync) and collect `expect` messages, and
     check nothing more arrives (e.g. another workspace's events)."""
     headers = cookie_for(user)
+    # Events published before the session (creating its cards, say) leave asynchronously: let
+    # them reach the layer first, or one could arrive as an extra message once it listens.
+    assert wait_sent(timeout=10), "earlier events still in flight"
 
     async def scenario() -> Session:
         communicator = WebsocketCommunicator(application, path, headers=headers)
