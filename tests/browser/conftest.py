@@ -65,9 +65,10 @@ def live(transactional_db: None) -> Iterator[Live]:
     story = make_story()
     # Each offline step takes a moment, so progress is visible as it would be with a model.
     stack = Stack({"RUNWAY_OFFLINE_DELAY_SECONDS": "0.4"})
-    url = stack.start_web()
+    url = stack.start_web(wait=False)  # daphne boots while the worker does
     stack.start_beat()
     stack.start_worker()
+    stack.wait_for_web()
     yield Live(url, stack, story)
     stack.stop()
 

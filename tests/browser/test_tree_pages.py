@@ -31,9 +31,10 @@ def live_product(transactional_db: None) -> Iterator[Live]:
     client.close()
     story = make_story("product")
     stack = Stack({"RUNWAY_OFFLINE_DELAY_SECONDS": "0.3"})
-    url = stack.start_web()
+    url = stack.start_web(wait=False)  # daphne boots while the worker does
     stack.start_beat()
     stack.start_worker(concurrency=2)
+    stack.wait_for_web()
     yield Live(url, stack, story)
     stack.stop()
 

@@ -63,6 +63,7 @@ class Process:
             stdin=subprocess.DEVNULL,
             start_new_session=True,
         )
+        self._terminated = False
 
     def alive(self) -> bool:
         return self.popen.poll() is None
@@ -73,10 +74,17 @@ class Process:
             os.killpg(self.popen.pid, signal.SIGKILL)
             self.popen.wait(timeout=10)
 
-    def stop(self) -> None:
-        """A warm stop: SIGTERM to the main process only, so a worker finishes its task."""
-        if self.alive():
+    def terminate(self) -> None:
+        """Ask for a warm stop without waiting: SIGTERM to the main process only (once), so a
+        worker finishes its task."""
+        if self.alive() and not self._terminated:
+            self._terminated = True
             self.popen.send_signal(signal.SIGTERM)
+
+    def stop(self) -> None:
+        """A warm stop: SIGTERM (unless already sent), then wait; SIGKILL after 15 s."""
+        self.terminate()
+        if self.alive():
             try:
                 self.popen.wait(timeout=15)
             except subprocess.TimeoutExpired:
@@ -85,6 +93,16 @@ class Process:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
+
+
+def _await_worker(worker: Process, nodename: str, seen: Callable[[str], bool]) -> None:
+    wait_until(
+        lambda: (worker.alive() and seen(nodename)) or not worker.alive(),
+        timeout=60,
+        what=f"worker {nodename} to report ready",
+    )
+    if not worker.alive():
+        raise AssertionError(f"worker exited early:\n{worker.log()[-3000:]}")
 
 
 class Stack:
@@ -102,6 +120,7 @@ class Stack:
         self.workers: list[Process] = []
         self.beat: Process | None = None
         self.web: Process | None = None
+        self._web_answering: Callable[[], bool] | None = None
         self._count = 0
 
     def start_worker(
@@ -114,6 +133,38 @@ class Stack:
     ) -> Process:
         """A worker; returns once it wrote its heartbeat row (`reported(nodename)` checks that
         when the worker uses another database than the test's)."""
+        return self.start_workers(
+            1, concurrency=concurrency, extra_args=extra_args, loglevel=loglevel, reported=reported
+        )[0]
+
+    def start_workers(
+        self,
+        count: int,
+        concurrency: int = 2,
+        *,
+        extra_args: list[str] | None = None,
+        loglevel: str = "INFO",
+        reported: Callable[[str], bool] | None = None,
+    ) -> list[Process]:
+        """`count` workers started side by side (each boots in a couple of seconds, mostly
+        imports); returns once every one of them wrote its heartbeat row."""
+        started = [
+            self._spawn_worker(concurrency, extra_args=extra_args, loglevel=loglevel)
+            for _ in range(count)
+        ]
+        from pipeline.models import WorkerHeartbeat
+
+        def heartbeat_written(name: str) -> bool:
+            return WorkerHeartbeat.objects.filter(worker_id=name).exists()
+
+        seen = reported or heartbeat_written
+        for worker, nodename in started:
+            _await_worker(worker, nodename, seen)
+        return [worker for worker, _ in started]
+
+    def _spawn_worker(
+        self, concurrency: int, *, extra_args: list[str] | None, loglevel: str
+    ) -> tuple[Process, str]:
         self._count += 1
         nodename = f"w{self._count}-{os.getpid()}@test"
         worker = Process(
@@ -138,20 +189,7 @@ class Stack:
             self.env,
         )
         self.workers.append(worker)
-        from pipeline.models import WorkerHeartbeat
-
-        def heartbeat_written(name: str) -> bool:
-            return WorkerHeartbeat.objects.filter(worker_id=name).exists()
-
-        seen = reported or heartbeat_written
-        wait_until(
-            lambda: (worker.alive() and seen(nodename)) or not worker.alive(),
-            timeout=60,
-            what=f"worker {nodename} to report ready",
-        )
-        if not worker.alive():
-            raise AssertionError(f"worker exited early:\n{worker.log()[-3000:]}")
-        return worker
+        return worker, nodename
 
     def start_health_worker(self, concurrency: int = 8) -> Process:
         """The health-check pool as the Procfile runs it: threads, the health queue only."""
@@ -188,8 +226,10 @@ class Stack:
             raise AssertionError(f"health worker exited early:\n{worker.log()[-3000:]}")
         return worker
 
-    def start_web(self) -> str:
-        """A real daphne server (HTTP + websockets) on a free port; returns its base URL."""
+    def start_web(self, *, wait: bool = True) -> str:
+        """A real daphne server (HTTP + websockets) on a free port; returns its base URL.
+        With wait=False it returns at once (start a worker meanwhile), and `wait_for_web()`
+        returns once daphne listens."""
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
             port = probe.getsockname()[1]
@@ -216,8 +256,14 @@ class Stack:
                 client.settimeout(0.2)
                 return client.connect_ex(("127.0.0.1", port)) == 0
 
-        wait_until(answering, timeout=60, what="daphne to listen")
+        self._web_answering = answering
+        if wait:
+            self.wait_for_web()
         return f"http://127.0.0.1:{port}"
+
+    def wait_for_web(self) -> None:
+        assert self._web_answering is not None, "start_web() first"
+        wait_until(self._web_answering, timeout=60, what="daphne to listen")
 
     def nodename(self, worker: Process) -> str:
         """The Celery node name a worker of this stack runs as."""
@@ -242,9 +288,12 @@ class Stack:
         return self.beat
 
     def stop(self) -> None:
-        for process in [*self.workers, self.beat, self.web]:
-            if process is not None:
-                process.stop()
+        """Every process's warm stop at once (a worker's takes seconds), then wait for each."""
+        processes = [p for p in [*self.workers, self.beat, self.web] if p is not None]
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            process.stop()
 
     def logs(self) -> str:
         parts = [f"--- {p.name}\n{p.log()[-4000:]}" for p in self.workers]

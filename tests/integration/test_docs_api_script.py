@@ -24,8 +24,9 @@ def test_the_api_docs_curl_script_runs_a_whole_pipeline(stack, tmp_path: Path) -
     call_command("seed_demo", stdout=io.StringIO())
     token = io.StringIO()
     call_command("create_api_token", "demo", stdout=token)
-    base = stack.start_web()
+    base = stack.start_web(wait=False)  # daphne boots while the worker does
     stack.start_worker()
+    stack.wait_for_web()
 
     done = subprocess.run(
         ["sh", str(script)],

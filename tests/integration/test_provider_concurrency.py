@@ -34,8 +34,7 @@ def test_two_workers_never_exceed_the_provider_cap(story, stack, fake):
             "RUNWAY_PROVIDER_CONCURRENCY": "2",
         }
     )
-    stack.start_worker(concurrency=2)
-    stack.start_worker(concurrency=2)
+    stack.start_workers(2, concurrency=2)
     cards = [card(story.workspace, f"Card {i}") for i in range(5)]
     for feature in cards:
         engine.launch_pipeline(feature, story.owner)

@@ -41,7 +41,7 @@ def test_a_killed_workers_run_is_recovered_by_another_worker_while_beat_is_down(
 ) -> None:
     stack = stack_without_beat
     assert stack.beat is None  # no beat in this story, at any point
-    workers = [stack.start_worker(concurrency=1) for _ in range(2)]
+    workers = stack.start_workers(2, concurrency=1)
     feature = card(story.workspace, description="Slow. [offline:delay=6@write-architecture]")
     run = engine.launch_pipeline(feature, story.owner).run
     wait_until(
