@@ -33,10 +33,16 @@ lint: install
 typecheck: install
 	$(VENV)/bin/mypy .
 
-# Two test processes (pytest-xdist), each with its own test database and Redis database; a
-# module's tests stay together. PYTEST_WORKERS=0 runs them in this process.
-PYTEST_WORKERS ?= 2
+# Three test processes (pytest-xdist), each with its own test database and Redis database; a
+# module's tests stay together. Three on two cores: many tests wait on worker processes, a
+# browser or a clock, and a third process keeps the cores busy meanwhile.
+# PYTEST_WORKERS=0 runs them in this process.
+# The app's bytecode is compiled first: the tests start a couple of hundred worker, daphne
+# and CLI processes, which otherwise compile it each time when PYTHONDONTWRITEBYTECODE is set.
+PYTEST_WORKERS ?= 3
+APP_PACKAGES := config features pipeline skills notifications audit
 pytest: install browser
+	$(PY) -m compileall -q -j 0 $(APP_PACKAGES)
 	$(TESTING) $(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 # schemathesis with every check against a live daphne, RUNWAY_FUZZ_EXAMPLES (20) examples per
