@@ -288,12 +288,15 @@ class Stack:
         return self.beat
 
     def stop(self) -> None:
-        """Every process's warm stop at once (a worker's takes seconds), then wait for each."""
-        processes = [p for p in [*self.workers, self.beat, self.web] if p is not None]
+        """The workers' and beat's warm stops at once (a worker's takes seconds), then the web
+        server's: daphne stopped alongside them could wait out its 15 s for a page's socket."""
+        processes = [p for p in [*self.workers, self.beat] if p is not None]
         for process in processes:
             process.terminate()
         for process in processes:
             process.stop()
+        if self.web is not None:
+            self.web.stop()
 
     def logs(self) -> str:
         parts = [f"--- {p.name}\n{p.log()[-4000:]}" for p in self.workers]
