@@ -470,5 +470,11 @@ class DefinitionsVersion(models.Model):
 
     value = models.BigIntegerField(default=0)
 
+    class Meta:
+        # The table is the migration's, not Django's to manage: a flush (a test database
+        # emptied between tests) must not delete the row, or workers would stop caching.
+        managed = False
+        db_table = "pipeline_definitionsversion"
+
     def __str__(self) -> str:
         return f"definitions v{self.value}"

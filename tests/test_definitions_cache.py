@@ -47,7 +47,7 @@ EDITS = {
         recipe__stage__workspace=ws
     ).delete(),
     "a skill's trust (queryset update)": lambda ws: Skill.objects.update(trust="community"),
-    "a recipe saved": lambda ws: StageRecipe.objects.filter(stage__workspace=ws).first().save(),
+    "a recipe saved": lambda ws: StageRecipe.objects.filter(stage__workspace=ws)[0].save(),
     "a stage renamed": lambda ws: Stage.objects.filter(workspace=ws).update(name="Renamed"),
 }
 
@@ -100,3 +100,14 @@ def test_a_worker_reads_the_recipe_once_per_count(story: Story, no_enqueue: Any)
         RecipeStep.objects.filter(recipe__stage_id=stage_id).update(params={"edited": True})
         first_stage_run(story, no_enqueue, "After the edit")
         assert reads.count(stage_id) == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_count_survives_a_flush() -> None:
+    """Emptying the database (what a transactional test does after itself) keeps the row, so
+    workers go on caching; the count only grows."""
+    from django.core.management import call_command
+
+    before = count()
+    call_command("flush", interactive=False, verbosity=0)
+    assert count() >= before

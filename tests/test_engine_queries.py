@@ -87,6 +87,7 @@ def test_the_claim_brings_the_latest_version_of_each_document(story, no_enqueue)
         claimed = engine.claim_run(run.pk, "worker/1")
     assert claimed is not None
     step = RecipeStep.objects.filter(recipe__stage_id=claimed.stage_id).first()
+    assert step is not None
     held = build_inputs(claimed, step, [])
     claimed.feature = Feature.objects.get(pk=feature.pk)  # no documents held: read them
     assert build_inputs(claimed, step, []) == held

@@ -7,10 +7,20 @@ from django.db import migrations, models
 
 TABLES = ("features_stage", "skills_stagerecipe", "skills_recipestep", "skills_gate", "skills_skill")
 
+# Unmanaged by Django (see the model): created here, on every backend, with its one row.
+TABLE = """
+CREATE TABLE IF NOT EXISTS pipeline_definitionsversion (
+    id integer PRIMARY KEY,
+    value bigint NOT NULL DEFAULT 0
+);
+INSERT INTO pipeline_definitionsversion (id, value) VALUES (1, 0) ON CONFLICT (id) DO NOTHING;
+"""
+
 CREATE = """
 CREATE OR REPLACE FUNCTION runway_definitions_changed() RETURNS trigger AS $$
 BEGIN
-    UPDATE pipeline_definitionsversion SET value = value + 1 WHERE id = 1;
+    INSERT INTO pipeline_definitionsversion (id, value) VALUES (1, 1)
+        ON CONFLICT (id) DO UPDATE SET value = pipeline_definitionsversion.value + 1;
     RETURN NULL;
 END;
 $$ LANGUAGE plpgsql;
@@ -36,8 +46,13 @@ def _run(sql: str):  # type: ignore[no-untyped-def]
     return apply
 
 
-def _first_row(apps, schema_editor):  # type: ignore[no-untyped-def]
-    apps.get_model("pipeline", "DefinitionsVersion").objects.get_or_create(pk=1)
+def _table(apps, schema_editor):  # type: ignore[no-untyped-def]
+    for statement in filter(None, (s.strip() for s in TABLE.split(";"))):
+        schema_editor.execute(statement)
+
+
+def _drop_table(apps, schema_editor):  # type: ignore[no-untyped-def]
+    schema_editor.execute("DROP TABLE IF EXISTS pipeline_definitionsversion")
 
 
 class Migration(migrations.Migration):
@@ -59,7 +74,8 @@ class Migration(migrations.Migration):
                 ),
                 ("value", models.BigIntegerField(default=0)),
             ],
+            options={"managed": False, "db_table": "pipeline_definitionsversion"},
         ),
-        migrations.RunPython(_first_row, migrations.RunPython.noop),
+        migrations.RunPython(_table, _drop_table),
         migrations.RunPython(_run(CREATE), _run(DROP)),
     ]
