@@ -276,19 +276,22 @@ def push_latency(pushes: int, base_url: str) -> dict[str, Any]:
         page.wait_for_selector("#live-status.on")
         for i in range(1, pushes + 1):
             title = f"Push {i}"
+            # The page's promise resolves with the time the new title appears; the page's CSP
+            # forbids eval, so it is awaited with evaluate rather than wait_for_function.
             page.evaluate(
-                """([id, title]) => new Promise(resolve => {
-                    window.__seen = null;
-                    const observer = new MutationObserver(() => {
-                        const el = document.querySelector(`#card-${id} .title`);
-                        if (el && el.textContent === title) {
-                            window.__seen = Date.now(); observer.disconnect();
-                        }
+                """([id, title]) => {
+                    window.__seen = new Promise((resolve, reject) => {
+                        const observer = new MutationObserver(() => {
+                            const el = document.querySelector(`#card-${id} .title`);
+                            if (el && el.textContent === title) {
+                                observer.disconnect(); resolve(Date.now());
+                            }
+                        });
+                        observer.observe(document.body, {subtree: true, childList: true,
+                                                         characterData: true});
+                        setTimeout(() => reject(new Error("no push within 10 s")), 10000);
                     });
-                    observer.observe(document.body, {subtree: true, childList: true,
-                                                     characterData: true});
-                    resolve();
-                })""",
+                }""",
                 [feature.pk, title],
             )
             with transaction.atomic():
@@ -296,8 +299,7 @@ def push_latency(pushes: int, base_url: str) -> dict[str, Any]:
                 feature.title = title
                 card_changed_on_commit(feature)
                 sent = time.time()
-            page.wait_for_function("window.__seen !== null", timeout=10_000)
-            samples.append(page.evaluate("window.__seen") / 1000 - sent)
+            samples.append(page.evaluate("() => window.__seen") / 1000 - sent)
         browser.close()
     return {
         "pushes": len(samples),
