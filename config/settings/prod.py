@@ -10,7 +10,10 @@ from config.settings.base import SECRET_KEY
 
 DEBUG = False
 if not SECRET_KEY:
-    raise ImproperlyConfigured("SECRET_KEY is required outside DEBUG (or SECRET_KEY_FILE).")
+    raise ImproperlyConfigured(
+        "SECRET_KEY is required outside DEBUG (or SECRET_KEY_FILE). For the local demo that "
+        "`make run` serves, run commands with DJANGO_SETTINGS_MODULE=config.settings.dev."
+    )
 
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
