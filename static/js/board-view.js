@@ -41,13 +41,24 @@
     }, 250);
   }
 
-  // Which cards each column held before a live redraw, to spot the ones that arrived.
+  // Which cards each column held before a live redraw, to spot the ones that arrived, and which
+  // cards the board held at all: only those moved here (a card made just now is not "moved";
+  // the server's own toast tells what was added).
   let before = {};
+  let onBoard = null;
+  function ids(root) {
+    return new Set(Array.from(root.querySelectorAll(".card[id]")).map(function (c) { return c.id; }));
+  }
   document.addEventListener("htmx:oobBeforeSwap", function (event) {
     const target = event.detail && event.detail.target;
     if (!(target instanceof Element) || !target.matches(".column")) return;
     if (narrowed()) { event.preventDefault(); resync(); return; }
-    before[target.id] = new Set(Array.from(target.querySelectorAll(".card[id]")).map(function (c) { return c.id; }));
+    if (onBoard === null) {
+      // One message's columns swap in one task: the first sees the whole board as it was.
+      onBoard = ids(document);
+      setTimeout(function () { onBoard = null; }, 0);
+    }
+    before[target.id] = ids(target);
   });
 
   document.addEventListener("htmx:oobAfterSwap", function (event) {
@@ -58,8 +69,9 @@
     const had = before[target.id];
     delete before[target.id];
     if (!had) return;
+    const known = onBoard;
     column.querySelectorAll(".card[id]").forEach(function (card) {
-      if (!had.has(card.id) && offScreen(card)) announce(card, column);
+      if (!had.has(card.id) && known && known.has(card.id) && offScreen(card)) announce(card, column);
     });
   });
 

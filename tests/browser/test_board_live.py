@@ -5,7 +5,9 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import Page, expect
 
+from features.actions import do_create_feature
 from features.models import Feature, StageTransition
+from pipeline import engine
 from pipeline.models import Run
 from tests.browser.conftest import Live, screenshot
 from tests.engine_helpers import card, stage
@@ -149,3 +151,28 @@ def test_the_board_and_a_card_on_a_phone(live: Live, page: Page):
     page.goto(f"{live.url}/features/{feature.pk}/")
     expect(page.locator("h1")).to_contain_text("Mobile checkout")
     screenshot(page, "detail-phone")
+
+
+def test_an_off_screen_arrival_is_announced_only_when_it_moved(live: Live, page: Page):
+    """On a phone the lower columns are off-screen: a card that moved into one gets a "moved
+    to" toast with a Show link; a card made just now (a generated task, say) is not "moved"."""
+    page.set_viewport_size({"width": 390, "height": 844})
+    moved = card(live.story.workspace, "Saved cards")
+    for n in range(4):  # push the Done column below the fold
+        card(live.story.workspace, f"Idea {n}")
+    live.login(page)
+    page.goto(live.board())
+    expect(page.locator("#live-status.on")).to_be_visible()
+
+    engine.move_feature(
+        moved, stage(live.story.workspace, "done"), user=None, start_automation=False
+    )
+    toast = page.locator(".toast", has_text="“Saved cards” moved to")
+    expect(toast).to_be_visible(timeout=10_000)
+    expect(toast.get_by_role("link", name="Show")).to_be_visible()
+
+    made = do_create_feature(
+        live.story.workspace, title="Address form", kind=Feature.Kind.TASK, user=None
+    )
+    expect(column(page, live, "todo").locator(f"#card-{made.pk}")).to_be_attached(timeout=10_000)
+    expect(page.locator(".toast", has_text="“Address form”")).to_have_count(0)
