@@ -179,9 +179,9 @@ def step_fingerprint(step: RecipeStep) -> str:
 def _execute(run: Run, claim: Claim) -> None:
     # A recipe edited into a broken state (e.g. in the admin) fails here, before it costs
     # anything, with what to fix, rather than midway with a provider's error.
-    # The steps, their skills and their recipe in one query; its gates in a second, read once
-    # for the check and again for completion.
-    # This process may hold them already, read under the definitions' count the claim saw.
+    # The steps with their skills and recipe, and the gates, read once for the check and
+    # again for completion; this process may hold them already, read under the definitions'
+    # count the claim saw.
     steps, recipe, gates = definitions.recipe_of(
         run.stage_id, getattr(run, "definitions_version", None)
     )

@@ -215,7 +215,7 @@ def settle(
     feature_ids: Iterable[int],
     *,
     cards: Iterable[Feature] = (),
-    known: dict[int, tuple[int, CardFacts]] | None = None,
+    known: dict[int, tuple[int, CardFacts, bool]] | None = None,
 ) -> dict[int, tuple[str, str]]:
     """Write the derived (status, note) of these cards where it changed; tell the board.
 
@@ -223,18 +223,15 @@ def settle(
     :func:`engine_transaction`). `cards` are in-memory instances to update as well. A card
     whose status changed and that others depend on settles them too: their note names it
     ("Blocked by “Schema” (failed)"). `known` are cards whose facts the caller holds ({id:
-    (workspace id, facts)}, see :func:`touch_active` and :func:`touch_known`): they settle
-    without reading them. Returns {id: (status, note)}.
+    (workspace id, facts, stored)}, see :func:`touch_known`): they settle without reading them,
+    and without a write when `stored` (the caller's own statement stored their status).
+    Returns {id: (status, note)}.
     """
     ids = set(feature_ids)
     derived: dict[int, tuple[str, str]] = {}
     instances = list(cards)
-    for pk, (workspace_id, facts) in (known or {}).items():
-        if pk in _stored_now():
-            shown = derive(facts)  # the transition's own write stored it
-            derived[pk] = (shown[0], shown[1][:500])
-        else:
-            derived[pk] = _write(pk, workspace_id, derive(facts))
+    for pk, (workspace_id, facts, stored) in (known or {}).items():
+        derived[pk] = card_status(facts) if stored else _write(pk, workspace_id, derive(facts))
         ids.discard(pk)
     while ids:
         cascade = _settle_once(ids, derived)
@@ -251,8 +248,7 @@ def _settle_once(ids: set[int], derived: dict[int, tuple[str, str]]) -> set[int]
     workspaces: dict[int, int] = {}
     with_dependents: set[int] = set()
     for pk, (workspace_id, facts) in facts_of(ids).items():
-        status, note = derive(facts)
-        derived[pk] = (status, note[:500])
+        derived[pk] = card_status(facts)
         if facts.shown != derived[pk]:
             changes[pk] = derived[pk]
             workspaces[pk] = workspace_id
@@ -321,15 +317,13 @@ def _active_facts(run: LatestRun) -> CardFacts:
 _touched: ContextVar[dict[int, Feature | None] | None] = ContextVar("runway_touched", default=None)
 # Runs that stopped running in this transaction: each frees a slot of its workspace.
 _freed: ContextVar[list[int] | None] = ContextVar("runway_freed", default=None)
-# Cards touched with their latest run in hand (touch_active): {id: (workspace id, run)}.
-_known: ContextVar[dict[int, tuple[int, CardFacts]] | None] = ContextVar(
+# Cards touched with their facts in hand (touch_known): {id: (workspace id, facts, stored)}.
+_known: ContextVar[dict[int, tuple[int, CardFacts, bool]] | None] = ContextVar(
     "runway_known", default=None
 )
 # Cards whose waiting runs may be released: a card they depend on changed stage, or the work
 # before them in a tree ended. Looked at once, at the end of the engine transaction.
 _waiters: ContextVar[set[int] | None] = ContextVar("runway_waiters", default=None)
-# Cards in _known whose derived status the transition's own statement stored already.
-_stored: ContextVar[set[int] | None] = ContextVar("runway_stored", default=None)
 
 
 def touch(*cards: Feature | int) -> None:
@@ -390,18 +384,9 @@ def touch_known(
     known = _known.get()
     if known is None:
         if not stored:
-            settle((), known={feature_id: (workspace_id, facts)})
+            settle((), known={feature_id: (workspace_id, facts, False)})
         return
-    known[feature_id] = (workspace_id, facts)
-    stored_ids = _stored.get()
-    if stored and stored_ids is not None:
-        stored_ids.add(feature_id)
-    elif stored_ids is not None:
-        stored_ids.discard(feature_id)
-
-
-def _stored_now() -> set[int]:
-    return _stored.get() or set()
+    known[feature_id] = (workspace_id, facts, stored)
 
 
 def active_card_status(run: LatestRun) -> tuple[str, str]:
@@ -445,14 +430,13 @@ def engine_transaction() -> Iterator[None]:
             yield
         return
     pending: dict[int, Feature | None] = {}
-    known: dict[int, tuple[int, CardFacts]] = {}
+    known: dict[int, tuple[int, CardFacts, bool]] = {}
     waiters: set[int] = set()
     freed: list[int] = []
     token = _touched.set(pending)
     known_token = _known.set(known)
     freed_token = _freed.set(freed)
     waiters_token = _waiters.set(waiters)
-    stored_token = _stored.set(set())
     try:
         with transaction.atomic():
             yield
@@ -473,7 +457,6 @@ def engine_transaction() -> Iterator[None]:
             settle(pending, cards=[c for c in pending.values() if c is not None], known=known)
     finally:
         _waiters.reset(waiters_token)
-        _stored.reset(stored_token)
         _freed.reset(freed_token)
         _known.reset(known_token)
         _touched.reset(token)

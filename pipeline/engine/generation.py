@@ -23,7 +23,7 @@ from django.utils import timezone
 
 from features import events
 from features.models import Dependency, Feature, Stage, StageTransition
-from pipeline.engine.card_state import Blocker, CardFacts, derive, touch
+from pipeline.engine.card_state import Blocker, CardFacts, card_status, touch
 from pipeline.models import Generation, Run
 
 Status = Run.Status
@@ -253,8 +253,7 @@ def _born_settled(new: list[Feature], items: list[dict[str, Any]], landing: Stag
         facts = CardFacts(
             stage_id=landing.pk, stage_finished=finished, latest=None, blockers=blockers
         )
-        status, note = derive(facts)
-        card.status, card.status_note = status, note[:500]
+        card.status, card.status_note = card_status(facts)
 
 
 def open_questions(run: Run, feature: Feature, why: str) -> Feature:

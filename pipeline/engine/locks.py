@@ -84,8 +84,7 @@ def lock_card_for_claim(run_id: int) -> Feature | None:
     inserts that reference the workspace (runs, cards) no longer queue behind a claim's row
     lock. The claim's own UPDATE, a later statement, then counts what committed before it.
     On PostgreSQL the card carries its documents as they are now (`claimed_documents`: [[name,
-    content], …] by name, or None when it has none). None when the
-    run does not exist."""
+    content], …] by name, or None when it has none). None when the run does not exist."""
     card_table = connection.ops.quote_name(Feature._meta.db_table)
     run_table = connection.ops.quote_name(Run._meta.db_table)
     artifact_table = connection.ops.quote_name(Artifact._meta.db_table)

@@ -266,6 +266,7 @@ def succeed(run_id: int, attempt: int, *, feature_id: int | None = None) -> Run 
     when it is not this attempt's any more. The outcome is written by :func:`record_outcome`
     in the same transaction once gates are checked."""
     runs = connection.ops.quote_name(Run._meta.db_table)
+    version = version_sql()
     run = _returning(
         f"UPDATE {runs} SET status = %s, heartbeat_at = %s "  # noqa: S608
         "WHERE id = %s AND status = %s AND attempt = %s",
@@ -275,7 +276,7 @@ def succeed(run_id: int, attempt: int, *, feature_id: int | None = None) -> Run 
         f"{runs}.workspace_id AND deferred.status = '{Status.QUEUED}' AND "
         f"deferred.error_kind = '{Run.ErrorKind.DEFERRED}') AS has_deferred"
         # And the definitions' count: the completion may use the stages it read under it.
-        + (f", {version_sql()}" if version_sql() else ""),
+        + (f", {version}" if version else ""),
     )
     if run is not None:
         touch(feature_id if feature_id is not None else run.feature_id)
