@@ -8,6 +8,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -43,7 +44,10 @@ def round_trip(url: str) -> dict[str, object]:
             await layer.flush()
             await layer.close_pools()
 
-    return asyncio.run(go())
+    # A thread of its own: this worker's main thread may run Playwright's loop already (after
+    # a browser test), where neither asyncio.run nor async_to_sync may start another.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, go()).result(timeout=30)
 
 
 def test_events_go_through_the_embedded_redis_socket(unix_redis: str) -> None:
