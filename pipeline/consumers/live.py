@@ -65,15 +65,6 @@ class LiveConsumer(AsyncWebsocketConsumer):
     joined: list[str]
     user_id: int | None = None
     _renewer: asyncio.Task[None] | None = None
-    _access_ended = False
-
-    async def dispatch(self, message: dict[str, Any]) -> None:
-        # Once its access ended the socket serves nothing more: an event already on its way
-        # (published before the socket left its groups) is dropped, not rendered for a user
-        # who may no longer see it.
-        if self._access_ended and not message["type"].startswith("websocket."):
-            return
-        await super().dispatch(message)
 
     async def join(self, *groups: str) -> None:
         if not hasattr(self, "joined"):
@@ -124,9 +115,8 @@ class LiveConsumer(AsyncWebsocketConsumer):
         else:
             code = await self.access_now()
         if code is not None:
-            self._access_ended = True
-            await self.disconnect(code)  # leave the groups before the page hears of it
             await self.close(code=code)
+            await self.disconnect(code)
 
     async def access_now(self) -> int | None:
         """None while the socket may stay as it is; else the close code: CLOSE_ACCESS_ENDED
