@@ -15,7 +15,6 @@ once per socket.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Hashable
 from importlib import import_module
@@ -65,6 +64,15 @@ class LiveConsumer(AsyncWebsocketConsumer):
     joined: list[str]
     user_id: int | None = None
     _renewer: asyncio.Task[None] | None = None
+    _access_ended = False
+
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        # Once its access ended the socket serves nothing more: an event already on its way
+        # (published before the socket left its groups) is dropped, not rendered for a user
+        # who may no longer see it.
+        if self._access_ended and not message["type"].startswith("websocket."):
+            return
+        await super().dispatch(message)
 
     async def join(self, *groups: str) -> None:
         if not hasattr(self, "joined"):
@@ -100,10 +108,13 @@ class LiveConsumer(AsyncWebsocketConsumer):
 
     async def disconnect(self, code: int) -> None:
         if self._renewer is not None:
-            self._renewer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._renewer
-            self._renewer = None
+            renewer, self._renewer = self._renewer, None
+            renewer.cancel()
+            # asyncio.wait lets the renewer end without raising its CancelledError here, while
+            # a cancellation of this task itself still propagates: suppressing CancelledError
+            # around `await renewer` would swallow both, and a socket being shut down (by
+            # daphne or a test's communicator) would then never finish.
+            await asyncio.wait({renewer})
         for group in list(getattr(self, "joined", [])):
             await self.leave(group)
 
@@ -115,8 +126,9 @@ class LiveConsumer(AsyncWebsocketConsumer):
         else:
             code = await self.access_now()
         if code is not None:
+            self._access_ended = True
+            await self.disconnect(code)  # leave the groups before the page hears of it
             await self.close(code=code)
-            await self.disconnect(code)
 
     async def access_now(self) -> int | None:
         """None while the socket may stay as it is; else the close code: CLOSE_ACCESS_ENDED
