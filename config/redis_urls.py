@@ -6,6 +6,7 @@ channels-redis read ``unix:///path`` while kombu wants ``redis+socket:///path``.
 
 from __future__ import annotations
 
+import socket
 from urllib.parse import urlsplit
 
 
@@ -32,16 +33,26 @@ def for_kombu(url: str) -> str:
 def channel_layer_host(url: str) -> dict[str, object]:
     """channels-redis's connection settings for `url` (redis-py's URL form).
 
-    The read timeout stays above the layer's 5 s blocking wait, so an idle socket is not closed
-    as "Timeout reading from …" and a dead Redis is still noticed; idle connections are pinged
-    before use. TCP keepalive only over TCP: redis-py's Unix socket connection refuses the
-    option, which made every group_send of the embedded Redis fail."""
+    No socket timeout (redis-py 8 sets one unless told None): with one, redis-py wraps every
+    command's write in ``asyncio.wait_for``, which before Python 3.12 loses a cancellation
+    that arrives as the write completes (redis/redis-py#2028). A closed websocket's
+    ``receive`` then kept running: a leaked task in daphne, and a test run that waited for
+    it forever. Reads need no timeout either: the layer's blocking pop returns every 5 s.
+    A dead server is still noticed: a stopped process closes the socket, and over TCP the
+    keepalive probes below give up on a silent host within about 25 s. Idle connections are
+    pinged before use. TCP options only over TCP: redis-py's Unix socket connection refuses
+    them, which made every group_send of the embedded Redis fail."""
     host: dict[str, object] = {
         "address": url,
-        "socket_timeout": 20,
+        "socket_timeout": None,
         "socket_connect_timeout": 5,
         "health_check_interval": 30,
     }
     if not is_unix_socket(url):
         host["socket_keepalive"] = True
+        host["socket_keepalive_options"] = {
+            socket.TCP_KEEPIDLE: 10,  # seconds idle before the first probe
+            socket.TCP_KEEPINTVL: 5,  # seconds between probes
+            socket.TCP_KEEPCNT: 3,  # unanswered probes before the connection is dropped
+        }
     return host

@@ -250,3 +250,32 @@ def test_one_event_costs_the_same_queries_for_one_socket_or_twenty(story, monkey
     # each socket rendered on its own (2-3 queries per card per socket).
     assert twenty == 2 * alone
     assert alone <= 6
+
+
+def test_a_socket_cancelled_while_it_disconnects_ends_cancelled():
+    """Daphne (or a test's communicator) cancels a socket that is shutting down and waits for
+    it: the cancellation must not be lost while the socket waits for its renewer to stop, or
+    whoever waits for the socket waits forever."""
+
+    async def scenario() -> tuple[bool, bool]:
+        consumer = live.LiveConsumer()
+        may_stop = asyncio.Event()
+
+        async def slow_to_stop() -> None:  # a renewer caught mid group_add
+            try:
+                await asyncio.sleep(3600)
+            except asyncio.CancelledError:
+                await may_stop.wait()
+                raise
+
+        renewer = asyncio.ensure_future(slow_to_stop())
+        consumer._renewer = renewer
+        await asyncio.sleep(0)
+        closing = asyncio.ensure_future(consumer.disconnect(1000))
+        await asyncio.sleep(0)  # closing now waits for the renewer
+        closing.cancel()
+        may_stop.set()
+        await asyncio.wait({closing}, timeout=5)
+        return closing.cancelled(), renewer.cancelled()
+
+    assert _run(scenario) == (True, True)

@@ -163,11 +163,10 @@ EMBEDDED_REDIS_SOCKET = VAR_DIR / "redis.sock"
 REDIS_URL = for_redis_py(env_str("REDIS_URL", f"unix://{EMBEDDED_REDIS_SOCKET}"))
 REDIS_IS_EMBEDDED = env_optional("REDIS_URL") is None
 
-# The layer's blocking receive waits 5 s (channels_redis brpop_timeout); a read timeout equal
-# to it (redis-py 8's default) closed every idle websocket with "Timeout reading from …". The read
-# timeout stays above the wait, so a dead Redis is still noticed, and idle connections are
-# pinged before use. Group membership expires after RUNWAY_GROUP_EXPIRY_SECONDS; open sockets
-# renew theirs well before that (pipeline/consumers/live.py).
+# How the layer talks to Redis (no socket timeout, keepalive probes, pings) and why: see
+# config.redis_urls.channel_layer_host. Group membership expires after
+# RUNWAY_GROUP_EXPIRY_SECONDS; open sockets renew theirs well before that
+# (pipeline/consumers/live.py).
 RUNWAY_GROUP_EXPIRY_SECONDS = env_int("RUNWAY_GROUP_EXPIRY_SECONDS", 24 * 60 * 60)
 CHANNEL_LAYERS = {
     "default": {
