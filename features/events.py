@@ -36,6 +36,21 @@ def user_group(user_id: int) -> str:
     return f"user.{user_id}"
 
 
+# A send Redis has not answered within this many seconds is given up (and logged): the layer
+# sets no read timeout (config.redis_urls.channel_layer_host), and a host that accepts but
+# never answers would otherwise hold the send, and everything waiting for it, for good.
+PUBLISH_TIMEOUT_SECONDS = 10.0
+
+
+async def _group_send(layer: Any, group: str, event: dict[str, Any]) -> None:
+    # asyncio.timeout, not wait_for: wait_for can lose a cancellation before Python 3.12.
+    try:
+        async with asyncio.timeout(PUBLISH_TIMEOUT_SECONDS):
+            await layer.group_send(group, event)
+    except TimeoutError as exc:
+        raise TimeoutError(f"Redis did not answer within {PUBLISH_TIMEOUT_SECONDS:g} s") from exc
+
+
 class _Publisher:
     """One event loop per process, in its own thread, for every group_send.
 
@@ -71,7 +86,7 @@ class _Publisher:
             return
         event = {**event, "event_id": uuid.uuid4().hex}
         future = asyncio.run_coroutine_threadsafe(
-            layer.group_send(group, event), self._running_loop()
+            _group_send(layer, group, event), self._running_loop()
         )
         with self._lock:
             self._in_flight.add(future)

@@ -17,6 +17,8 @@ from channels_redis.core import RedisChannelLayer
 
 from config.embedded_redis import EmbeddedRedis
 from config.redis_urls import channel_layer_host, for_redis_py
+from features import events
+from tests.http_servers import tarpit
 
 
 @pytest.fixture
@@ -99,3 +101,26 @@ def test_a_receive_cancelled_while_it_connects_always_ends() -> None:
     url = for_redis_py(os.environ["REDIS_URL"])
 
     assert _receives_stuck_after_cancel(url, tries=200) == 0
+
+
+def test_a_publish_to_a_redis_that_never_answers_is_given_up_and_logged(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """With no read timeout on the layer, the publisher bounds each send itself: a host that
+    accepts the connection and then says nothing must not hold events in flight for good."""
+    monkeypatch.setattr(events, "PUBLISH_TIMEOUT_SECONDS", 0.5)
+    with tarpit() as silent_redis:
+        layer = RedisChannelLayer(
+            hosts=[channel_layer_host(f"redis://127.0.0.1:{silent_redis.port}/0")],
+            prefix="runway:test",
+        )
+        monkeypatch.setattr(events, "get_channel_layer", lambda: layer)
+        publisher = events._Publisher()
+
+        publisher.send("board", {"type": "cards.changed", "feature_ids": [7]})
+
+        assert publisher.wait_sent(timeout=5)
+        assert silent_redis.connections >= 1
+    assert "could not publish cards.changed to board: Redis did not answer within 0.5 s" in (
+        caplog.text
+    )
