@@ -223,6 +223,26 @@ def test_a_cancelled_job_acts_on_no_more_runs(story, no_enqueue):
         bulk.cancel_bulk_action(job, story.owner)
 
 
+def test_stopping_a_job_is_recorded_in_the_audit_log_once(story, no_enqueue):
+    from audit.models import AuditEntry
+
+    outage(story.workspace, 4)
+    with no_enqueue():
+        job = start(story)
+        bulk.process_chunk(job.pk, chunk=1)
+        bulk.cancel_bulk_action(job, story.teammate)
+        with pytest.raises(bulk.BulkError):
+            bulk.cancel_bulk_action(job, story.owner)  # already stopped: nothing recorded
+
+    entry = AuditEntry.objects.get(action="bulk.stop")
+    assert (entry.actor, entry.target_type, entry.target_id) == (
+        story.teammate,
+        "bulkaction",
+        str(job.pk),
+    )
+    assert entry.changes == {"action": "retry", "total": 4, "done": 1, "skipped": 0, "failed": 0}
+
+
 def test_the_job_is_sent_to_the_workers_after_commit(story, eager):
     failed = outage(story.workspace, 3)
     with eager():

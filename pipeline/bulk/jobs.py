@@ -131,14 +131,31 @@ def _audit(job: BulkAction) -> None:
 def cancel_bulk_action(job: BulkAction, actor: User | None) -> BulkAction:
     """Stop a queued or running job: runs already acted on stay so, the rest are left alone.
     Raises BulkError when it has already ended."""
-    stopped = BulkAction.objects.filter(pk=job.pk, status__in=BulkAction.ACTIVE_STATUSES).update(
-        status=JobStatus.CANCELLED,
-        finished_at=timezone.now(),
-        error=f"Stopped by {actor.get_username() if actor else 'the operator'}",
-    )
-    job.refresh_from_db()
-    if not stopped:
-        raise BulkError(f"Bulk {job.action} #{job.pk} is {job.get_status_display().lower()}.")
+    with transaction.atomic():
+        stopped = BulkAction.objects.filter(
+            pk=job.pk, status__in=BulkAction.ACTIVE_STATUSES
+        ).update(
+            status=JobStatus.CANCELLED,
+            finished_at=timezone.now(),
+            error=f"Stopped by {actor.get_username() if actor else 'the operator'}",
+        )
+        job.refresh_from_db()
+        if not stopped:
+            raise BulkError(f"Bulk {job.action} #{job.pk} is {job.get_status_display().lower()}.")
+        # "bulk.stop", in the same transaction: who stopped it and how far it had got.
+        record(
+            workspace=job.workspace,
+            actor=actor,
+            action="bulk.stop",
+            target=job,
+            changes={
+                "action": job.action,
+                "total": job.total,
+                "done": job.done,
+                "skipped": job.skipped,
+                "failed": job.failed,
+            },
+        )
     return job
 
 
