@@ -28,7 +28,7 @@ from pipeline.engine.generation import (
     list_problem,
     open_questions,
 )
-from pipeline.engine.locks import lock_card_and_run
+from pipeline.engine.locks import lock_card_of_run
 from pipeline.engine.planning import (
     entry_status,
     next_stage,
@@ -60,20 +60,18 @@ def complete_run(
 ) -> bool:
     """Store the result, check gates and advance the card — all or nothing, and only once.
 
-    The card and the run are locked first (card, then run) and the fence is checked on the run
-    as it then is; the outcome is written by one fenced UPDATE (running → succeeded or failed)
-    before anything that may start the card's next run, so `finished_at` is when the result
-    was stored. Generated cards are made only once the gates passed (in `advance`). `gates`
-    are the recipe's gates when the caller read them already (the executor does, to validate
-    the recipe before the first step); None reads them here. Returns False when the run is no
+    The first UPDATE is the fence (status=running and this attempt) and takes the run's row
+    lock; the last one records the outcome, so `finished_at` is when the result was stored.
+    Generated cards are made only once the gates passed (in `advance`). `gates` are the
+    recipe's gates when the caller read them already (the executor does, to validate the
+    recipe before the first step); None reads them here. Returns False when the run is no
     longer this attempt's (cancelled or taken over): nothing is written.
     """
     with engine_transaction():
-        locked = lock_card_and_run(run_id)
-        if locked is None:
-            raise Run.DoesNotExist(f"run {run_id}")
-        feature, run = locked
-        if run.status != Status.RUNNING or run.attempt != attempt:
+        feature = lock_card_of_run(run_id)
+        # Not active any more from here on: the next run may be created in this transaction.
+        run = transitions.succeed(run_id, attempt, feature_id=feature.pk)
+        if run is None:
             return False
         # Every stage of the workspace in one query: the run's own (with its recipe) is there.
         every_stage = definitions.stages_of(
@@ -104,22 +102,20 @@ def complete_run(
         # A generated list that cannot become cards (a dependency cycle) is refused like a gate.
         problems = [f.message for f in blocking_failures(results)]
         problems += filter(None, [list_problem(generated_items(run))])
-        why = "; ".join(problems)
-        notify = recipe.automation == Automation.AUTO_NOTIFY
         if problems:
-            _gate_failure_outcome(run, why)
-        elif notify:
+            _apply_gate_failure(run, feature, stages, "; ".join(problems))
+        elif recipe.automation == Automation.AUTO_NOTIFY:
             run.decision = Run.Decision.PENDING
             run.card_note = f"{run.stage.name} result is ready: accept or reject it"
             append_log(run.pk, "Result waits for accept or reject", attempt=attempt)
-        # The outcome before anything else is written about it: the run stops being active
-        # here, so the card's next run may be created below in this transaction.
-        concluded = transitions.conclude(
+        else:
+            advance(run, feature, stages, every_stage, completing=True)
+        flush_buffered(run_id)
+        transitions.record_outcome(
             run_id,
             attempt,
             status=run.status,
             feature_id=feature.pk,
-            wakes_deferred=getattr(run, "has_deferred", True),
             decision=run.decision,
             step_index=len(steps),
             error_kind=run.error_kind,
@@ -129,13 +125,6 @@ def complete_run(
             skill_versions={s.skill: s.version for s in steps},
             **usage_updates(usage),
         )
-        if not concluded:  # cannot happen under the locks; never write past a lost fence
-            raise RuntimeError(f"run {run_id} changed under its completion's locks")
-        if problems:
-            _gate_failure_effects(run, feature, stages, why)
-        elif not notify:
-            advance(run, feature, stages, every_stage, completing=True)
-        flush_buffered(run_id)
         if run.batch_id is not None:
             run_ended(run_id)
         if run.decision == Run.Decision.PENDING or run.status == Status.FAILED:
@@ -359,11 +348,10 @@ def _finished(run: Run, feature: Feature, text: str) -> None:
     )
 
 
-def _gate_failure_outcome(run: Run, why: str) -> None:
-    """What failed gates make of the run (its fields, not yet written) by the recipe's
-    `on_fail`: a pending decision (review required) or a failure."""
+def _apply_gate_failure(run: Run, feature: Feature, stages: list[Stage], why: str) -> None:
+    on_fail = run.stage.recipe.on_fail
     append_log(run.pk, f"Gates failed: {why}", level=RunLog.Level.ERROR)
-    if run.stage.recipe.on_fail == OnFail.REVIEW_REQUIRED:
+    if on_fail == OnFail.REVIEW_REQUIRED:
         # The result stands but a person decides: Accept overrides the gates, Reject ends it.
         run.decision = Run.Decision.PENDING
         run.error_kind, run.error_message = Run.ErrorKind.GATE, why
@@ -373,14 +361,6 @@ def _gate_failure_outcome(run: Run, why: str) -> None:
     run.error_kind = Run.ErrorKind.GATE
     run.error_message = why
     run.card_note = f"Gate failed: {why}"
-
-
-def _gate_failure_effects(run: Run, feature: Feature, stages: list[Stage], why: str) -> None:
-    """What failed gates do once the run's outcome is stored: revert the card a column, open
-    question cards, and tell the board — a review required does none of it."""
-    on_fail = run.stage.recipe.on_fail
-    if on_fail == OnFail.REVIEW_REQUIRED:
-        return
     if on_fail == OnFail.REVERT:
         index = next(i for i, s in enumerate(stages) if s.pk == run.stage_id)
         if index > 0:

@@ -35,19 +35,13 @@ _lock = threading.Lock()
 _kept: OrderedDict[tuple[str, int, int], Any] = OrderedDict()
 
 
-def version_expression() -> str:
-    """The definitions' count as a scalar subquery (PostgreSQL; empty elsewhere, where nothing
-    is kept)."""
+def version_sql() -> str:
+    """A scalar subquery for a RETURNING list or a SELECT: the definitions' count (PostgreSQL;
+    empty elsewhere, where nothing is kept)."""
     if connection.vendor != "postgresql":
         return ""
     table = connection.ops.quote_name(DefinitionsVersion._meta.db_table)
-    return f"(SELECT value FROM {table} WHERE id = 1)"  # noqa: S608
-
-
-def version_sql() -> str:
-    """:func:`version_expression` for a RETURNING list or a SELECT, as `definitions_version`."""
-    expression = version_expression()
-    return f"{expression} AS definitions_version" if expression else ""
+    return f"(SELECT value FROM {table} WHERE id = 1) AS definitions_version"  # noqa: S608
 
 
 def _kept_or_read(kind: str, key: int, version: int | None, read: Callable[[], T]) -> T:

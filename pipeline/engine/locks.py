@@ -10,10 +10,8 @@ from typing import Any
 
 from django.db import connection
 from django.db.models import Exists, OuterRef, QuerySet, Subquery
-from django.db.models.expressions import RawSQL
 
 from features.models import Artifact, Dependency, Feature, Stage
-from pipeline.engine.definitions import version_expression
 from pipeline.models import Run
 
 
@@ -70,45 +68,6 @@ def lock_card_of(run_id: int, **run_filters: Any) -> Feature | None:
         .order_by()[:1]
     )
     return cards[0] if cards else None
-
-
-def lock_card_and_run(run_id: int) -> tuple[Feature, Run] | None:
-    """The completion's one locking query: the run's card, then the run (FOR UPDATE OF the card
-    first: PostgreSQL locks in that order), each as it is once its lock is held, so the caller
-    checks its fence on the run as it now is. The card comes as :func:`lock_card_of` returns
-    it (workspace, stop stage, `has_dependents`, `has_dependencies`); the run carries
-    `has_deferred` (a run of its workspace waits for a slot) and, on PostgreSQL,
-    `definitions_version`. Those two are read in the statement's snapshot, taken before any
-    wait for the card: a run deferred during that wait is not woken here and goes at its own
-    retry. None when the run does not exist."""
-    runs = Run.objects.filter(pk=run_id)
-    deferred = Run.objects.filter(
-        workspace_id=OuterRef("workspace_id"),
-        status=Run.Status.QUEUED,
-        error_kind=Run.ErrorKind.DEFERRED,
-    )
-    extra: dict[str, Any] = {}
-    version = version_expression()
-    if version:
-        extra["definitions_version"] = RawSQL(version, [])  # noqa: S611 - no user input
-    run = (
-        runs.select_related("feature", "feature__workspace", "feature__workspace__stop_stage")
-        .select_for_update(of=("feature", "self"))
-        .annotate(
-            has_dependents=Exists(Dependency.objects.filter(depends_on=OuterRef("feature_id"))),
-            has_dependencies=Exists(Dependency.objects.filter(feature=OuterRef("feature_id"))),
-            has_deferred=Exists(deferred),
-            **extra,
-        )
-        .order_by()
-        .first()
-    )
-    if run is None:
-        return None
-    feature = run.feature
-    feature.has_dependents = run.has_dependents  # type: ignore[attr-defined]
-    feature.has_dependencies = run.has_dependencies  # type: ignore[attr-defined]
-    return feature, run
 
 
 # The key space of the workspaces' admission locks (pg_advisory_xact_lock(space, workspace)).

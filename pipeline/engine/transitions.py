@@ -6,8 +6,8 @@ message, an event). Each one that happened marks the run's card, whose displayed
 then derived once at the end of the engine transaction (``card_state``).
 
     create ─▶ waiting ─release─▶ queued   (its dependencies, or the tree before it, finished)
-    create ─▶ awaiting_approval ─start─▶ queued ─claim─▶ running ─conclude─▶ succeeded
-                                          ▲   ╰─defer/stamp─╯  │ ╰─fail/conclude─▶ failed
+    create ─▶ awaiting_approval ─start─▶ queued ─claim─▶ running ─succeed─▶ succeeded
+                                          ▲   ╰─defer/stamp─╯  │ ╰─fail─▶ failed
                                           ╰────requeue─────────╯   (stale: claim takes over)
     any active ─cancel─▶ cancelled          succeeded(pending) ─decide─▶ accepted / rejected
 """
@@ -261,29 +261,38 @@ def cancel(feature_id: int, *, message: str, note: str) -> list[tuple[int, str]]
     return active
 
 
-def conclude(
-    run_id: int,
-    attempt: int,
-    *,
-    status: str,
-    feature_id: int,
-    wakes_deferred: bool = True,
-    **fields: Any,
-) -> bool:
-    """running → succeeded or failed, fenced (still running, this attempt), with the
-    completion's outcome in the same statement: the fence and the last write are one UPDATE.
-    Call holding the card and run locks (locks.lock_card_and_run), having checked the fence
-    on the run then: this one cannot then miss, and returns False only if it did.
-    `wakes_deferred`: a run of the workspace waits for the slot this one frees."""
-    now = timezone.now()
-    done = Run.objects.filter(pk=run_id, status=Status.RUNNING, attempt=attempt).update(
-        status=status, finished_at=now, heartbeat_at=now, **fields
+def succeed(run_id: int, attempt: int, *, feature_id: int | None = None) -> Run | None:
+    """running → succeeded (fenced). Returns the run as it now is (one statement), or None
+    when it is not this attempt's any more. The outcome is written by :func:`record_outcome`
+    in the same transaction once gates are checked."""
+    runs = connection.ops.quote_name(Run._meta.db_table)
+    version = version_sql()
+    run = _returning(
+        f"UPDATE {runs} SET status = %s, heartbeat_at = %s "  # noqa: S608
+        "WHERE id = %s AND status = %s AND attempt = %s",
+        [Status.SUCCEEDED, _when(timezone.now()), run_id, Status.RUNNING, attempt],
+        # Whether a run of the workspace waits for the slot this one frees, in the same trip.
+        extra=f"EXISTS (SELECT 1 FROM {runs} AS deferred WHERE deferred.workspace_id = "  # noqa: S608
+        f"{runs}.workspace_id AND deferred.status = '{Status.QUEUED}' AND "
+        f"deferred.error_kind = '{Run.ErrorKind.DEFERRED}') AS has_deferred"
+        # And the definitions' count: the completion may use the stages it read under it.
+        + (f", {version}" if version else ""),
     )
-    if done:
-        touch(feature_id)
-        if wakes_deferred:
+    if run is not None:
+        touch(feature_id if feature_id is not None else run.feature_id)
+        if getattr(run, "has_deferred", True):
             slot_freed(run_id)
-    return bool(done)
+    return run
+
+
+def record_outcome(
+    run_id: int, attempt: int, *, status: str, feature_id: int | None = None, **fields: Any
+) -> bool:
+    """The completion's last write: succeeded stays succeeded or becomes failed (gates)."""
+    done = Run.objects.filter(pk=run_id, status=Status.SUCCEEDED, attempt=attempt).update(
+        status=status, finished_at=timezone.now(), **fields
+    )
+    return _touched(run_id, done, feature_id)
 
 
 def fail(run_id: int, attempt: int, *, kind: str, message: str, note: str) -> bool:
