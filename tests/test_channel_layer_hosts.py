@@ -8,9 +8,10 @@ import os
 import random
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any, TypeVar
 
 import pytest
 from channels_redis.core import RedisChannelLayer
@@ -19,6 +20,8 @@ from config.embedded_redis import EmbeddedRedis
 from config.redis_urls import channel_layer_host, for_redis_py
 from features import events
 from tests.http_servers import tarpit
+
+T = TypeVar("T")
 
 
 @pytest.fixture
@@ -33,11 +36,24 @@ def unix_redis() -> Iterator[str]:
         shutil.rmtree(folder, ignore_errors=True)
 
 
+def layer_for(url: str) -> RedisChannelLayer:
+    """A channel layer built as the settings build it."""
+    return RedisChannelLayer(hosts=[channel_layer_host(url)], prefix="runway:test")
+
+
+def in_own_loop(scenario: Coroutine[Any, Any, T], timeout: float) -> T:
+    """Run `scenario` in a loop and thread of its own: this worker's main thread may run
+    Playwright's loop already (after a browser test), where neither asyncio.run nor
+    async_to_sync may start another."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, scenario).result(timeout=timeout)
+
+
 def round_trip(url: str) -> dict[str, object]:
     """group_add, group_send and receive through a layer built as the settings build it."""
 
     async def go() -> dict[str, object]:
-        layer = RedisChannelLayer(hosts=[channel_layer_host(url)], prefix="runway:test")
+        layer = layer_for(url)
         channel = await layer.new_channel()
         await layer.group_add("board", channel)
         await layer.group_send("board", {"type": "cards.changed", "feature_ids": [7]})
@@ -47,10 +63,7 @@ def round_trip(url: str) -> dict[str, object]:
             await layer.flush()
             await layer.close_pools()
 
-    # A thread of its own: this worker's main thread may run Playwright's loop already (after
-    # a browser test), where neither asyncio.run nor async_to_sync may start another.
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(asyncio.run, go()).result(timeout=30)
+    return in_own_loop(go(), timeout=30)
 
 
 def test_events_go_through_the_embedded_redis_socket(unix_redis: str) -> None:
@@ -72,7 +85,7 @@ def _receives_stuck_after_cancel(url: str, tries: int) -> int:
     connects and sends its pop), were still running a second later."""
 
     async def go() -> int:
-        layer = RedisChannelLayer(hosts=[channel_layer_host(url)], prefix="runway:test")
+        layer = layer_for(url)
         stuck = 0
         try:
             for _ in range(tries):
@@ -90,8 +103,7 @@ def _receives_stuck_after_cancel(url: str, tries: int) -> int:
             await layer.close_pools()
         return stuck
 
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(asyncio.run, go()).result(timeout=120)
+    return in_own_loop(go(), timeout=120)
 
 
 def test_a_receive_cancelled_while_it_connects_always_ends() -> None:
@@ -110,10 +122,7 @@ def test_a_publish_to_a_redis_that_never_answers_is_given_up_and_logged(
     accepts the connection and then says nothing must not hold events in flight for good."""
     monkeypatch.setattr(events, "PUBLISH_TIMEOUT_SECONDS", 0.5)
     with tarpit() as silent_redis:
-        layer = RedisChannelLayer(
-            hosts=[channel_layer_host(f"redis://127.0.0.1:{silent_redis.port}/0")],
-            prefix="runway:test",
-        )
+        layer = layer_for(f"redis://127.0.0.1:{silent_redis.port}/0")
         monkeypatch.setattr(events, "get_channel_layer", lambda: layer)
         publisher = events._Publisher()
 
