@@ -195,6 +195,10 @@ CELERY_TASK_TIME_LIMIT = LONGEST_STEP_SECONDS + 300
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# Celery's Django fixup closes the database connection around every task unless this is set;
+# a worker then reconnects only every 10,000 tasks, and pipeline/task_connections.py applies
+# CONN_MAX_AGE and the health check per task the way Django does per request.
+CELERY_DB_REUSE_MAX = 10_000
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_DEFAULT_QUEUE = "runway"
