@@ -26,6 +26,8 @@ from pipeline.models import RunLog
 from pipeline.storable import clip, storable
 
 logger = logging.getLogger(__name__)
+# One more write (SQL with %s placeholders, and its parameters) that a log flush may carry.
+Statement = tuple[str, tuple[Any, ...] | list[Any]]
 _LEVELS: dict[str, int] = {
     RunLog.Level.DEBUG: logging.DEBUG,
     RunLog.Level.INFO: logging.INFO,
@@ -53,11 +55,12 @@ class LogBuffer:
             )
         )
 
-    def flush(self) -> None:
+    def flush(self, *, along: Statement | None = None) -> int | None:
+        """Write the pending lines; see :func:`flush_buffered` for `along`."""
         if not self.pending:
-            return
+            return None
         lines, self.pending = self.pending, []
-        _insert(self.run_id, lines)
+        return _insert(self.run_id, lines, along=along)
 
 
 _buffer: ContextVar[LogBuffer | None] = ContextVar("runway_log_buffer", default=None)
@@ -75,19 +78,25 @@ def buffering(run_id: int, attempt: int) -> Iterator[LogBuffer]:
         buffer.flush()
 
 
-def flush_buffered(run_id: int) -> None:
-    """Write the buffered lines now (call inside the transaction that should carry them)."""
+def flush_buffered(run_id: int, *, along: Statement | None = None) -> int | None:
+    """Write the buffered lines now (call inside the transaction that should carry them).
+
+    `along`: a data-modifying statement without a WITH clause of its own (the completion's
+    outcome ``UPDATE``) that PostgreSQL runs in the same statement as the lines, one round
+    trip for both. Returns its row count when it was carried; None when it was not (nothing
+    buffered, another database, another run's buffer): the caller then runs it itself.
+    """
     buffer = _buffer.get()
     if buffer is not None and buffer.run_id == run_id:
-        buffer.flush()
+        return buffer.flush(along=along)
+    return None
 
 
-def _insert(run_id: int, lines: list[RunLog]) -> None:
+def _insert(run_id: int, lines: list[RunLog], *, along: Statement | None = None) -> int | None:
     # Numbers are taken at write time: a rescued zombie and its successor may log at once, and
     # the unique (run, seq) index makes the loser renumber instead of interleaving.
     if connection.vendor == "postgresql":
-        _insert_numbered(run_id, lines)
-        return
+        return _insert_numbered(run_id, lines, along=along)
     for _ in range(5):
         try:
             with transaction.atomic():
@@ -98,19 +107,21 @@ def _insert(run_id: int, lines: list[RunLog]) -> None:
                 publish_on_commit(
                     run_group(run_id), {"type": "run.log", "run_id": run_id, "seq": lines[-1].seq}
                 )
-                return
+                return None
         except IntegrityError:
             continue
     raise RuntimeError(f"could not number log lines for run {run_id}")
 
 
-def _insert_numbered(run_id: int, lines: list[RunLog]) -> None:
+def _insert_numbered(run_id: int, lines: list[RunLog], *, along: Statement | None) -> int | None:
     """PostgreSQL: number and insert the lines in one statement, with no savepoint.
 
     A line whose number another writer took meanwhile is skipped (ON CONFLICT DO NOTHING)
     rather than failing the transaction that carries it (a completion, say); then the lines
     that did go in are taken out again and the whole batch is numbered after the other
-    writer's, so one writer's lines never interleave with another's.
+    writer's, so one writer's lines never interleave with another's. `along` rides with the
+    first try only (a data-modifying CTE runs once, whatever the lines met); its row count
+    is returned.
     """
     table = connection.ops.quote_name(RunLog._meta.db_table)
     # The table name comes from the model's meta; every value is a parameter.
@@ -132,17 +143,29 @@ def _insert_numbered(run_id: int, lines: list[RunLog]) -> None:
         [line.attempt for line in lines],
         [line.created_at for line in lines],
     ]
+    carried: int | None = None
     with connection.cursor() as cursor:
         for _ in range(5):
-            cursor.execute(sql, params)
-            inserted = [row[0] for row in cursor.fetchall()]
+            if along is not None and carried is None:
+                along_sql, along_params = along
+                # Both statements are built here and by the ORM; every value is a parameter.
+                cursor.execute(
+                    f"WITH line_rows AS ({sql}), along_rows AS ({along_sql} RETURNING 1) "  # noqa: S608
+                    "SELECT (SELECT COUNT(*) FROM along_rows), "
+                    "(SELECT COALESCE(array_agg(seq), '{}') FROM line_rows)",
+                    [*params, *along_params],
+                )
+                carried, inserted = cursor.fetchone()
+            else:
+                cursor.execute(sql, params)
+                inserted = [row[0] for row in cursor.fetchall()]
             if len(inserted) == len(lines):
                 for line, seq in zip(lines, sorted(inserted), strict=True):
                     line.seq = seq
                 publish_on_commit(
                     run_group(run_id), {"type": "run.log", "run_id": run_id, "seq": max(inserted)}
                 )
-                return
+                return carried
             if inserted:
                 RunLog.objects.filter(run_id=run_id, seq__in=inserted).delete()
     raise RuntimeError(f"could not number log lines for run {run_id}")

@@ -110,10 +110,11 @@ def complete_run(
             append_log(run.pk, "Result waits for accept or reject", attempt=attempt)
         else:
             advance(run, feature, stages, every_stage, completing=True)
-        flush_buffered(run_id)
+        # The buffered log lines and the outcome go in one statement (on PostgreSQL).
         transitions.record_outcome(
             run_id,
             attempt,
+            carry=lambda outcome: flush_buffered(run_id, along=outcome),
             status=run.status,
             feature_id=feature.pk,
             decision=run.decision,

@@ -14,12 +14,14 @@ then derived once at the end of the engine transaction (``card_state``).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
 from django.db import connection
 from django.db.models import F, Q, Value
 from django.db.models.functions import Coalesce
+from django.db.models.sql import UpdateQuery
 from django.utils import timezone
 
 from features import events, notices
@@ -33,6 +35,7 @@ from pipeline.engine.card_state import (
 )
 from pipeline.engine.definitions import version_sql
 from pipeline.models import Run
+from pipeline.runlog import Statement
 from pipeline.storable import clip
 
 Status = Run.Status
@@ -286,12 +289,30 @@ def succeed(run_id: int, attempt: int, *, feature_id: int | None = None) -> Run 
 
 
 def record_outcome(
-    run_id: int, attempt: int, *, status: str, feature_id: int | None = None, **fields: Any
+    run_id: int,
+    attempt: int,
+    *,
+    status: str,
+    feature_id: int | None = None,
+    carry: Callable[[Statement], int | None] | None = None,
+    **fields: Any,
 ) -> bool:
-    """The completion's last write: succeeded stays succeeded or becomes failed (gates)."""
-    done = Run.objects.filter(pk=run_id, status=Status.SUCCEEDED, attempt=attempt).update(
-        status=status, finished_at=timezone.now(), **fields
-    )
+    """The completion's last write: succeeded stays succeeded or becomes failed (gates).
+
+    `carry` may send the ``UPDATE`` (SQL and parameters) along with another write in one
+    round trip (``runlog.flush_buffered``'s `along`) and return its row count, or None when
+    it did not, and the UPDATE then runs on its own."""
+    runs = Run.objects.filter(pk=run_id, status=Status.SUCCEEDED, attempt=attempt)
+    values = {"status": status, "finished_at": timezone.now(), **fields}
+    done = None
+    if carry is not None:
+        # The UPDATE that QuerySet.update would send, as SQL and parameters.
+        update = runs.query.chain(UpdateQuery)
+        assert isinstance(update, UpdateQuery)
+        update.add_update_values(values)
+        done = carry(update.get_compiler(connection.alias).as_sql())
+    if done is None:
+        done = runs.update(**values)
     return _touched(run_id, done, feature_id)
 
 
