@@ -14,11 +14,15 @@ an epic's stories, a story's subtasks) and any list of ``{"title", "description"
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
-from django.db.models import Count, Max, Q, Subquery
+from django.db import connection
+from django.db.models import Exists, Max, Model, Q, Subquery
 from django.db.models.functions import Coalesce
+from django.db.models.sql import InsertQuery
 from django.utils import timezone
 
 from features import events
@@ -75,12 +79,22 @@ def apply_generated_work(
     if not items:
         return None
     # Whether this run applied its list already (a duplicated accept or completion: never
-    # twice) and the number the next generation takes, in one query.
-    generations = Generation.objects.filter(parent=parent, stage_id=run.stage_id).aggregate(
-        top=Max("number"), applied=Count("pk", filter=Q(run=run))
+    # twice), the number the next generation takes and the cards earlier generations made, in
+    # one query: the parent's own row carries the two facts (it always exists, so they come
+    # back even when there are no such cards), the other rows are those cards.
+    generations = Generation.objects.filter(parent=parent, stage_id=run.stage_id).order_by()
+    rows = list(
+        Feature.objects.filter(Q(pk=parent.pk) | _made_by(parent, run.stage_id)).annotate(
+            generation_top=Subquery(
+                generations.values("parent").annotate(top=Max("number")).values("top")
+            ),
+            generation_applied=Exists(generations.filter(run=run)),
+        )
     )
-    if generations["applied"]:
+    facts = next(row for row in rows if row.pk == parent.pk)
+    if facts.generation_applied:
         return None
+    old = {card.source_key: card for card in rows if card.pk != parent.pk}
     kind = child_kind(parent.kind)
     # Stories land where their own pipeline can run them (their subtasks go to the work board).
     board = Stage.Board.FEATURE if kind == Feature.Kind.STORY else Stage.Board.WORK
@@ -103,8 +117,14 @@ def apply_generated_work(
         run=run,
         kind=kind,
         landing=landing,
-        number=(generations["top"] or 0) + 1,
+        number=(facts.generation_top or 0) + 1,
+        old=old,
     )
+
+
+def _made_by(parent: Feature, stage_id: int) -> Q:
+    """The parent's cards that a generation of `stage_id` made (its questions card aside)."""
+    return Q(parent=parent, source_stage_id=stage_id) & ~Q(source_key__in=["", QUESTIONS_KEY])
 
 
 def reconcile(
@@ -116,6 +136,7 @@ def reconcile(
     kind: str,
     landing: Stage,
     number: int | None = None,
+    old: Mapping[str, Feature] | None = None,
 ) -> Reconciled:
     """Apply `items` as the next generation of `parent`'s children from `stage`.
 
@@ -125,7 +146,8 @@ def reconcile(
     edited or finished stays as it is. Unmatched items become new cards at the end of
     `landing`; cards whose key is gone are marked ``source_removed_at`` (kept, not deleted).
     Dependencies between the generation's cards are replaced by the list's. `number`: the
-    generation's number when the caller counted them already.
+    generation's number when the caller counted them already; `old`: the cards earlier
+    generations made, by key, when the caller read them already.
     """
     now = timezone.now()
     if number is None:
@@ -135,12 +157,8 @@ def reconcile(
         number = (previous["top"] or 0) + 1
     result = Reconciled(number=number, kind=kind)
     keys = _keys(items)
-    old = {
-        card.source_key: card
-        for card in Feature.objects.filter(parent=parent, source_stage=stage).exclude(
-            source_key__in=["", QUESTIONS_KEY]
-        )
-    }
+    if old is None:
+        old = {card.source_key: card for card in Feature.objects.filter(_made_by(parent, stage.pk))}
     # New cards go to the end of `landing`, numbered inside their INSERT (no read first).
     top = Coalesce(
         Subquery(
@@ -191,6 +209,12 @@ def reconcile(
         cards.append(card)
     if not old:
         _born_settled(new, items, landing)
+        if connection.vendor == "postgresql":
+            _insert_first_generation(new, items, parent, stage, landing, run, result.number, now)
+            result.added = [c.pk for c in new]
+            for card in new:
+                events.card_changed_on_commit(card, created=True)
+            return result
     Feature.objects.bulk_create(new)
     if any(c.pk is None for c in new):  # backends without RETURNING
         ids = dict(
@@ -240,6 +264,79 @@ def reconcile(
     if old:
         touch(*family)
     return result
+
+
+def _insert_first_generation(
+    new: list[Feature],
+    items: list[dict[str, Any]],
+    parent: Feature,
+    stage: Stage,
+    landing: Stage,
+    run: Run | None,
+    number: int,
+    now: datetime,
+) -> None:
+    """PostgreSQL: a generation made only of new cards in one statement: the cards (the INSERT
+    the ORM's bulk_create would send), their dependencies, their audit rows and the generation
+    row, as data-modifying WITH clauses over the inserted rows. Sets each card's pk.
+
+    The cards' rows are matched to the list by ``source_index`` (their place in the list), not
+    by the order RETURNING gives them in."""
+    fields = [f for f in Feature._meta.concrete_fields if not f.primary_key]
+    insert = InsertQuery(Feature)
+    insert.insert_values(fields, list[Model](new))
+    compiler = insert.get_compiler(connection=connection)
+    compiler.returning_fields = [Feature._meta.pk, Feature._meta.get_field("source_index")]
+    [(cards_sql, cards_params)] = compiler.as_sql()
+    q = connection.ops.quote_name
+    pairs = [
+        (i, d) for i, item in enumerate(items) for d in dict.fromkeys(_depends(item, i, len(items)))
+    ]
+    # Table names come from the models' meta; every value is a parameter.
+    sql = f"""
+        WITH new AS ({cards_sql}),
+        dependencies AS (
+            INSERT INTO {q(Dependency._meta.db_table)} (feature_id, depends_on_id)
+            SELECT card.id, earlier.id
+            FROM unnest(%s::integer[], %s::integer[]) AS pair(card_index, earlier_index)
+            JOIN new AS card ON card.source_index = pair.card_index
+            JOIN new AS earlier ON earlier.source_index = pair.earlier_index
+        ),
+        audit AS (
+            INSERT INTO {q(StageTransition._meta.db_table)}
+                (feature_id, from_stage_id, to_stage_id, actor_user_id, actor_run_id, note,
+                 created_at)
+            SELECT new.id, NULL, %s, NULL, %s, %s, %s FROM new
+        ),
+        generation AS (
+            INSERT INTO {q(Generation._meta.db_table)}
+                (parent_id, stage_id, number, run_id, kept, added, updated, removed, created_at)
+            SELECT %s, %s, %s, %s, '[]'::jsonb,
+                   COALESCE((SELECT jsonb_agg(new.id ORDER BY new.source_index) FROM new),
+                            '[]'::jsonb),
+                   '[]'::jsonb, '[]'::jsonb, %s
+        )
+        SELECT id, source_index FROM new"""  # noqa: S608
+    params: list[Any] = [
+        *cards_params,
+        [i for i, _ in pairs],
+        [d for _, d in pairs],
+        landing.pk,
+        run.pk if run is not None else None,
+        f"Generated by run #{run.pk}" if run is not None else "Generated",
+        now,
+        parent.pk,
+        stage.pk,
+        number,
+        run.pk if run is not None else None,
+        now,
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        ids = dict((index, pk) for pk, index in cursor.fetchall())
+    for card in new:
+        card.pk = ids[card.source_index]
+        card._state.adding, card._state.db = False, connection.alias  # as bulk_create leaves it
 
 
 def _born_settled(new: list[Feature], items: list[dict[str, Any]], landing: Stage) -> None:

@@ -53,7 +53,9 @@ class Process:
     def __init__(self, name: str, argv: list[str], env: dict[str, str]) -> None:
         self.name = name
         self.log_path = Path(tempfile.gettempdir()) / f"runway-{name}-{os.getpid()}.log"
-        self._log = self.log_path.open("ab")
+        # Named by role and test process: a later test's "worker1" starts the file afresh, so
+        # what log() returns is this process's own output only.
+        self._log = self.log_path.open("wb")
         self.popen = subprocess.Popen(
             argv,
             cwd=ROOT,
