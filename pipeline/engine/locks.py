@@ -6,12 +6,15 @@ first, so they serialise instead of deadlocking on PostgreSQL.
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from django.db import connection
-from django.db.models import Exists, OuterRef, QuerySet, Subquery
+from django.db.models import Model, QuerySet
 
-from features.models import Artifact, Dependency, Feature, Stage
+from features.models import Artifact, Dependency, Feature, Stage, Workspace
 from pipeline.models import Run
 
 
@@ -46,28 +49,97 @@ def lock_columns(feature_id: int, target_stage_id: int) -> None:
     list(Stage.objects.select_for_update().filter(pk__in=ids).order_by("pk").values_list("pk"))
 
 
-def lock_card_of(run_id: int, **run_filters: Any) -> Feature | None:
+def lock_card_of(run_id: int) -> Feature | None:
     """Every path that changes a run and its card locks the card first, then the run: one order,
     so completion, stop, retry and rescue serialise instead of deadlocking on PostgreSQL.
 
     One query: the card is locked alone (FOR UPDATE OF the card) and returned as it is once the
-    lock is held, with its workspace and whether other cards depend on it (`has_dependents`) or
-    it on others (`has_dependencies`), so the hot path need not ask again. Joining the workspace
-    is safe under the lock, unlike the stage: a card never changes workspace, so PostgreSQL's
-    re-check of a concurrently updated card cannot drop the row. None when no run matches
-    `run_filters`."""
-    of_run = Run.objects.filter(pk=run_id, **run_filters).values("feature_id")[:1]
-    cards = list(
-        Feature.objects.filter(pk=Subquery(of_run))
-        .select_for_update(of=("self",))
-        .select_related("workspace", "workspace__stop_stage")
-        .annotate(
-            has_dependents=Exists(Dependency.objects.filter(depends_on=OuterRef("pk"))),
-            has_dependencies=Exists(Dependency.objects.filter(feature=OuterRef("pk"))),
+    lock is held, with its workspace (and the workspace's stop stage) and whether other cards
+    depend on it (`has_dependents`) or it on others (`has_dependencies`), so the hot path need
+    not ask again. Joining the workspace is safe under the lock, unlike the stage: a card never
+    changes workspace, so PostgreSQL's re-check of a concurrently updated card cannot drop the
+    row. None when the run does not exist.
+
+    Every completion sends it, so its SQL is built once per process from the models' meta:
+    the queryset that says the same took 0.8 ms of a 1.4 ms call to build and compile."""
+    statement = _card_lock_statement(connection.vendor)
+    with connection.cursor() as cursor:
+        cursor.execute(statement.sql, [run_id])
+        row = cursor.fetchone()
+    return None if row is None else statement.card(row)
+
+
+class _Columns:
+    """A model's concrete columns in a SELECT: their SQL under an alias, and the instance a row
+    slice makes (values converted as the ORM converts them, e.g. JSON)."""
+
+    def __init__(self, model: type[Model], alias: str) -> None:
+        q = connection.ops.quote_name
+        self.model, fields = model, list(model._meta.concrete_fields)
+        self.sql = ", ".join(f"{alias}.{q(str(f.column))}" for f in fields)
+        self.names = [f.attname for f in fields]
+        # (column expression, its converters) per field, as the ORM's compiler pairs them.
+        self.converters = []
+        for field in fields:
+            column = field.get_col(alias)
+            converters = connection.ops.get_db_converters(column) + field.get_db_converters(
+                connection
+            )
+            self.converters.append((column, converters))
+
+    def instance(self, values: Sequence[Any]) -> Any:
+        converted = []
+        for value, (column, converters) in zip(values, self.converters, strict=True):
+            for convert in converters:
+                value = convert(value, column, connection)
+            converted.append(value)
+        return self.model.from_db(connection.alias, self.names, converted)
+
+
+@dataclass(frozen=True)
+class _CardLock:
+    sql: str
+    card_columns: _Columns
+    workspace_columns: _Columns
+    stop_columns: _Columns
+
+    def card(self, row: Sequence[Any]) -> Feature:
+        cards, workspaces = len(self.card_columns.names), len(self.workspace_columns.names)
+        stops = len(self.stop_columns.names)
+        card = self.card_columns.instance(row[:cards])
+        workspace = self.workspace_columns.instance(row[cards : cards + workspaces])
+        stop_values = row[cards + workspaces : cards + workspaces + stops]
+        # Assigned through the relations, as select_related would: reading them costs nothing.
+        workspace.stop_stage = (
+            None if stop_values[0] is None else self.stop_columns.instance(stop_values)
         )
-        .order_by()[:1]
+        card.workspace = workspace
+        card.has_dependents, card.has_dependencies = map(bool, row[-2:])
+        return card
+
+
+@functools.cache
+def _card_lock_statement(vendor: str) -> _CardLock:
+    q = connection.ops.quote_name
+    card, workspace, stop = (
+        _Columns(Feature, "card"),
+        _Columns(Workspace, "workspace"),
+        _Columns(Stage, "stop"),
     )
-    return cards[0] if cards else None
+    dependencies = q(Dependency._meta.db_table)
+    lock = " FOR UPDATE OF card" if connection.features.has_select_for_update_of else ""
+    # Table and column names come from the models' meta; the run's id is the one parameter.
+    sql = (
+        f"SELECT {card.sql}, {workspace.sql}, {stop.sql}, "  # noqa: S608
+        f"EXISTS (SELECT 1 FROM {dependencies} AS d WHERE d.depends_on_id = card.id), "
+        f"EXISTS (SELECT 1 FROM {dependencies} AS d WHERE d.feature_id = card.id) "
+        f"FROM {q(Feature._meta.db_table)} AS card "
+        f"JOIN {q(Workspace._meta.db_table)} AS workspace ON workspace.id = card.workspace_id "
+        f"LEFT JOIN {q(Stage._meta.db_table)} AS stop ON stop.id = workspace.stop_stage_id "
+        f"WHERE card.id = (SELECT feature_id FROM {q(Run._meta.db_table)} WHERE id = %s)"
+        f"{lock}"
+    )
+    return _CardLock(sql, card, workspace, stop)
 
 
 # The key space of the workspaces' admission locks (pg_advisory_xact_lock(space, workspace)).
