@@ -94,3 +94,36 @@ def test_the_claim_brings_the_latest_version_of_each_document(story, no_enqueue)
     assert (held["spec_md"], held["architecture_md"]) == ("new spec", "the design")
     assert held["context"] == "the design\n\nnew spec"
     assert "tasks_json" not in held
+
+
+# The quick pipeline's last stage, which makes the card's task cards and finishes the pipeline:
+# 2 to claim, 4 to complete (lock, fence, documents, log lines with the outcome), 3 for the
+# cards and the move (the generation's one read; the cards, their dependencies, audit rows and
+# generation row in one statement; the card's move to Done), 5 for the finished pipeline's
+# notice (the card's documents and children, the event, webhooks, members, their settings).
+QUERIES_OF_A_LAST_STAGE = 14
+
+
+@pytest.mark.skipif(
+    connection.vendor != "postgresql",
+    reason="the budget is PostgreSQL's: SQLite makes cards in separate statements",
+)
+def test_the_stage_that_makes_the_cards_and_finishes_costs_a_constant_number(story, no_enqueue):
+    from pipeline.models import Run
+
+    first, _ = queries_of_first_stage(story, no_enqueue, "Warm-up")
+    with no_enqueue():
+        executor.execute_run(Run.objects.get(parent_run=first).pk, "worker/1")
+    run, _ = queries_of_first_stage(story, no_enqueue, "Checkout page")
+    last = Run.objects.get(parent_run=run)
+    with no_enqueue(), CaptureQueriesContext(connection) as captured:
+        executor.execute_run(last.pk, "worker/1")
+    queries = [
+        q["sql"]
+        for q in captured.captured_queries
+        if not q["sql"].startswith(("SAVEPOINT", "RELEASE SAVEPOINT"))
+    ]
+    last.refresh_from_db()
+    assert last.status == "succeeded"
+    assert run.feature.children.count() > 1  # it made the cards
+    assert len(queries) <= QUERIES_OF_A_LAST_STAGE, "\n".join(q[:150] for q in queries)

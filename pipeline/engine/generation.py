@@ -209,7 +209,7 @@ def reconcile(
         cards.append(card)
     if not old:
         _born_settled(new, items, landing)
-        if connection.vendor == "postgresql":
+        if new and connection.vendor == "postgresql":
             _insert_first_generation(new, items, parent, stage, landing, run, result.number, now)
             result.added = [c.pk for c in new]
             for card in new:
