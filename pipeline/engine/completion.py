@@ -39,7 +39,6 @@ from pipeline.engine.runs import create_run
 from pipeline.engine.steps import StepResult
 from pipeline.engine.trees import plural, run_ended
 from pipeline.engine.waiting import wait_for_delivery
-from pipeline.engine.worker import usage_updates
 from pipeline.models import Run, RunLog
 from pipeline.runlog import append_log, flush_buffered
 from skills.gates import ArtifactView, GateSpec, blocking_failures, evaluate
@@ -124,7 +123,7 @@ def complete_run(
             card_note=run.card_note[:500],
             result=run.result,
             skill_versions={s.skill: s.version for s in steps},
-            **usage_updates(usage),
+            usage=usage,
         )
         if run.batch_id is not None:
             run_ended(run_id)

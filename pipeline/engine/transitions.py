@@ -19,9 +19,8 @@ from datetime import datetime
 from typing import Any
 
 from django.db import connection
-from django.db.models import F, Q, Value
+from django.db.models import F, Field, Q, Value
 from django.db.models.functions import Coalesce
-from django.db.models.sql import UpdateQuery
 from django.utils import timezone
 
 from features import events, notices
@@ -288,6 +287,13 @@ def succeed(run_id: int, attempt: int, *, feature_id: int | None = None) -> Run 
     return run
 
 
+def usage_updates(usage: dict[str, Any]) -> dict[str, Any]:
+    """UPDATE arguments adding a step's token counts and cost to the run's. A cost of None (the
+    server reported no usage) makes the run's cost unknown (NULL), never $0; NULL + x stays
+    NULL, so it stays unknown."""
+    return {k: None if v is None else F(k) + v for k, v in usage.items() if v != 0}
+
+
 def record_outcome(
     run_id: int,
     attempt: int,
@@ -295,25 +301,59 @@ def record_outcome(
     status: str,
     feature_id: int | None = None,
     carry: Callable[[Statement], int | None] | None = None,
+    usage: dict[str, Any] | None = None,
     **fields: Any,
 ) -> bool:
-    """The completion's last write: succeeded stays succeeded or becomes failed (gates).
+    """The completion's last write: succeeded stays succeeded or becomes failed (gates), with
+    `fields` set and `usage` added (:func:`usage_updates`).
 
     `carry` may send the ``UPDATE`` (SQL and parameters) along with another write in one
     round trip (``runlog.flush_buffered``'s `along`) and return its row count, or None when
     it did not, and the UPDATE then runs on its own."""
-    runs = Run.objects.filter(pk=run_id, status=Status.SUCCEEDED, attempt=attempt)
-    values = {"status": status, "finished_at": timezone.now(), **fields}
     done = None
     if carry is not None:
-        # The UPDATE that QuerySet.update would send, as SQL and parameters.
-        update = runs.query.chain(UpdateQuery)
-        assert isinstance(update, UpdateQuery)
-        update.add_update_values(values)
-        done = carry(update.get_compiler(connection.alias).as_sql())
+        done = carry(_outcome_update(run_id, attempt, status=status, usage=usage, **fields))
     if done is None:
-        done = runs.update(**values)
+        done = Run.objects.filter(pk=run_id, status=Status.SUCCEEDED, attempt=attempt).update(
+            status=status, finished_at=timezone.now(), **fields, **usage_updates(usage or {})
+        )
     return _touched(run_id, done, feature_id)
+
+
+def _run_field(name: str) -> Field[Any, Any]:
+    field = Run._meta.get_field(name)
+    assert isinstance(field, Field), name
+    return field
+
+
+def _outcome_update(
+    run_id: int, attempt: int, *, status: str, usage: dict[str, Any] | None, **fields: Any
+) -> Statement:
+    """The fenced outcome UPDATE as SQL and parameters, each value prepared by its field as the
+    ORM prepares it (JSON, decimals, datetimes): what ``QuerySet.update`` would send, without
+    building and compiling a query on every completion (0.28 ms of it)."""
+    q = connection.ops.quote_name
+    assignments, params = [], []
+    for name, value in {"status": status, **fields, "finished_at": timezone.now()}.items():
+        field = _run_field(name)
+        assignments.append(f"{q(str(field.column))} = %s")
+        params.append(field.get_db_prep_save(value, connection))
+    for name, value in (usage or {}).items():
+        if value == 0:
+            continue
+        field = _run_field(name)
+        column = q(str(field.column))
+        if value is None:  # unknown stays unknown (see usage_updates)
+            assignments.append(f"{column} = NULL")
+        else:
+            assignments.append(f"{column} = {column} + %s")
+            params.append(field.get_db_prep_save(value, connection))
+    # Names come from the model's meta; every value is a parameter.
+    sql = (
+        f"UPDATE {q(Run._meta.db_table)} SET {', '.join(assignments)} "  # noqa: S608
+        "WHERE id = %s AND status = %s AND attempt = %s"
+    )
+    return sql, [*params, run_id, Status.SUCCEEDED, attempt]
 
 
 def fail(run_id: int, attempt: int, *, kind: str, message: str, note: str) -> bool:

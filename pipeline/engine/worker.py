@@ -13,7 +13,6 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F
 from django.utils import timezone
 
 from features import events, notices
@@ -116,13 +115,6 @@ def still_running(run_id: int, attempt: int) -> bool:
     return Run.objects.filter(pk=run_id, status=Status.RUNNING, attempt=attempt).exists()
 
 
-def usage_updates(usage: dict[str, Any]) -> dict[str, Any]:
-    """UPDATE arguments adding a step's token counts and cost to the run's. A cost of None (the
-    server reported no usage) makes the run's cost unknown (NULL), never $0; NULL + x stays
-    NULL, so it stays unknown."""
-    return {k: None if v is None else F(k) + v for k, v in usage.items() if v != 0}
-
-
 def record_step(run_id: int, attempt: int, steps: list[StepResult], usage: dict[str, Any]) -> bool:
     """Keep a finished step's output on the run so a retry resumes after it. False: not ours."""
     run = Run.objects.only("result").get(pk=run_id)
@@ -133,7 +125,7 @@ def record_step(run_id: int, attempt: int, steps: list[StepResult], usage: dict[
             result=result,
             step_index=len(steps),
             heartbeat_at=timezone.now(),
-            **usage_updates(usage),
+            **transitions.usage_updates(usage),
         )
         if ours:
             flush_buffered(run_id)
