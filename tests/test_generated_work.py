@@ -307,3 +307,28 @@ def test_a_first_generation_writes_cards_dependencies_audit_and_generation_toget
     if connection.vendor == "postgresql":
         writes = [q["sql"] for q in queries.captured_queries if "INSERT" in q["sql"]]
         assert len(writes) == 1, writes  # one statement for all four tables
+
+
+@pytest.mark.parametrize(
+    "listed",
+    [
+        [{"title": "API"}, {"title": "API"}, {"title": "API #2"}],
+        [{"title": "API #2"}, {"title": "API"}, {"title": "API"}],
+        [{"title": "A", "key": "k1"}, {"title": "B", "key": "k1"}, {"title": "C", "key": "k1 #2"}],
+    ],
+)
+def test_an_item_whose_key_looks_like_a_repeat_suffix_gets_its_own_card(
+    story: Story, listed: list[dict[str, Any]]
+) -> None:
+    """A repeated title's "#2" must not be another item's own key: the list's cards are made
+    (the unique key would refuse the completion otherwise), one per item, and a rerun of the
+    same list keeps them all."""
+    parent = card(story.workspace, "Checkout")
+    tasks, todo = stage(story.workspace, "tasks"), stage(story.workspace, "todo")
+    kw: dict[str, Any] = {"run": None, "kind": Feature.Kind.TASK, "landing": todo}
+    first = reconcile(parent, tasks, listed, **kw)
+    assert [c.title for c in task_cards(parent)] == [item["title"] for item in listed]
+    assert len({c.source_key for c in task_cards(parent)}) == len(listed)
+    again = reconcile(parent, tasks, listed, **kw)
+    assert sorted(again.kept) == sorted(first.added)
+    assert again.added == []

@@ -404,13 +404,22 @@ def item_key(item: dict[str, Any], index: int) -> str:
 
 
 def _keys(items: list[dict[str, Any]]) -> list[str]:
-    """Keys for every item, unique within the list (a repeated title gets "#2", "#3"…)."""
-    seen: dict[str, int] = {}
+    """Keys for every item, unique within the list: a repeated title gets "#2", "#3"…, skipping
+    any number another item's own key already is ("API", "API", "API #2" are "api", "api #3",
+    "api #2"), so two items never share a card."""
+    own = [item_key(item, index) for index, item in enumerate(items)]
+    reserved, taken = set(own), set[str]()
+    last: dict[str, int] = {}
     keys = []
-    for index, item in enumerate(items):
-        key = item_key(item, index)
-        seen[key] = seen.get(key, 0) + 1
-        keys.append(key if seen[key] == 1 else f"{key} #{seen[key]}")
+    for key in own:
+        if key in taken:
+            number = last.get(key, 1) + 1
+            while f"{key} #{number}" in reserved or f"{key} #{number}" in taken:
+                number += 1
+            last[key] = number
+            key = f"{key} #{number}"
+        taken.add(key)
+        keys.append(key)
     return keys
 
 
