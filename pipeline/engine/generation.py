@@ -20,9 +20,8 @@ from datetime import datetime
 from typing import Any
 
 from django.db import connection
-from django.db.models import Exists, Max, Model, Q, Subquery
+from django.db.models import Exists, Max, Q, Subquery
 from django.db.models.functions import Coalesce
-from django.db.models.sql import InsertQuery
 from django.utils import timezone
 
 from features import events
@@ -276,18 +275,13 @@ def _insert_first_generation(
     number: int,
     now: datetime,
 ) -> None:
-    """PostgreSQL: a generation made only of new cards in one statement: the cards (the INSERT
-    the ORM's bulk_create would send), their dependencies, their audit rows and the generation
-    row, as data-modifying WITH clauses over the inserted rows. Sets each card's pk.
+    """PostgreSQL: a generation made only of new cards in one statement: the cards
+    (:func:`_cards_insert`), their dependencies, their audit rows and the generation row, as
+    data-modifying WITH clauses over the inserted rows. Sets each card's pk.
 
     The cards' rows are matched to the list by ``source_index`` (their place in the list), not
     by the order RETURNING gives them in."""
-    fields = [f for f in Feature._meta.concrete_fields if not f.primary_key]
-    insert = InsertQuery(Feature)
-    insert.insert_values(fields, list[Model](new))
-    compiler = insert.get_compiler(connection=connection)
-    compiler.returning_fields = [Feature._meta.pk, Feature._meta.get_field("source_index")]
-    [(cards_sql, cards_params)] = compiler.as_sql()
+    cards_sql, cards_params = _cards_insert(new, landing)
     q = connection.ops.quote_name
     pairs = [
         (i, d) for i, item in enumerate(items) for d in dict.fromkeys(_depends(item, i, len(items)))
@@ -337,6 +331,39 @@ def _insert_first_generation(
     for card in new:
         card.pk = ids[card.source_index]
         card._state.adding, card._state.db = False, connection.alias  # as bulk_create leaves it
+
+
+def _cards_insert(new: list[Feature], landing: Stage) -> tuple[str, list[Any]]:
+    """The new cards' INSERT … RETURNING id, source_index: one array per column, each value
+    prepared by its field as bulk_create prepares it (auto_now stamps included), and positions
+    numbered after `landing`'s highest inside the statement, in list order."""
+    q = connection.ops.quote_name
+    fields = [f for f in Feature._meta.concrete_fields if not f.primary_key]
+    columns, selected, arrays = [], [], []
+    for model_field in fields:
+        column = q(str(model_field.column))
+        columns.append(column)
+        if model_field.attname == "position":
+            selected.append("top.n + item.ord")
+            continue
+        selected.append(f"item.{column}")
+        values = [
+            model_field.get_db_prep_save(model_field.pre_save(card, add=True), connection)
+            for card in new
+        ]
+        arrays.append((column, model_field.db_type(connection), values))
+    table = q(Feature._meta.db_table)
+    unnest = ", ".join(f"%s::{db_type}[]" for _, db_type, _ in arrays)
+    names = ", ".join(column for column, _, _ in arrays)
+    # Names and types come from the model's meta; every value is a parameter.
+    sql = (
+        f"INSERT INTO {table} ({', '.join(columns)}) "  # noqa: S608
+        f"SELECT {', '.join(selected)} "
+        f"FROM (SELECT COALESCE(MAX(position), -1) AS n FROM {table} WHERE stage_id = %s) AS top, "
+        f"unnest({unnest}) WITH ORDINALITY AS item({names}, ord) ORDER BY item.ord "
+        f"RETURNING id, source_index"
+    )
+    return sql, [landing.pk, *(values for _, _, values in arrays)]
 
 
 def _born_settled(new: list[Feature], items: list[dict[str, Any]], landing: Stage) -> None:
