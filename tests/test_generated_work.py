@@ -332,3 +332,16 @@ def test_an_item_whose_key_looks_like_a_repeat_suffix_gets_its_own_card(
     again = reconcile(parent, tasks, listed, **kw)
     assert sorted(again.kept) == sorted(first.added)
     assert again.added == []
+
+
+def test_a_run_whose_list_was_applied_applies_it_never_again(finished: Feature) -> None:
+    """A duplicated accept or completion of the same run finds its generation and makes
+    nothing: the read that brings the earlier cards also says this run's list is in."""
+    from pipeline.engine.generation import apply_generated_work
+
+    tasks_run = chain(finished)[-1]
+    before = ids(task_cards(finished))
+    assert before
+    assert apply_generated_work(tasks_run, finished) is None
+    assert ids(task_cards(finished)) == before
+    assert Generation.objects.filter(parent=finished).count() == 1
