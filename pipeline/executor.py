@@ -18,6 +18,7 @@ from typing import Any
 from django.conf import settings
 
 from config.logs import log_context
+from features import events
 from features.models import Artifact, Feature
 from pipeline import engine, limits, pricing
 from pipeline.db_faults import DB_FAULTS, with_db_retry
@@ -278,7 +279,9 @@ def _complete(
     def complete() -> bool:
         nonlocal faults
         try:
-            return engine.complete_run(run.pk, run.attempt, done, usage, gates=gates)
+            # The next run's message leaves first; the board's events right after.
+            with events.held():
+                return engine.complete_run(run.pk, run.attempt, done, usage, gates=gates)
         except DB_FAULTS:
             faults += 1
             raise
