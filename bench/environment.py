@@ -37,7 +37,9 @@ class Services:
             self._embedded.stop()  # type: ignore[attr-defined]
         for name in self._cleanup:
             subprocess.run(
-                ["dropdb", "-h", "127.0.0.1", "-U", "postgres", "--if-exists", name],
+                # --force: a stopped worker's server processes may still be closing (workers
+                # keep their connections), which would otherwise leave the database behind.
+                ["dropdb", "-h", "127.0.0.1", "-U", "postgres", "--if-exists", "--force", name],
                 check=False,
                 capture_output=True,
             )
