@@ -43,7 +43,7 @@ def product_workspace(name: str) -> Any:
     return workspace
 
 
-def wait_for(condition: Any, timeout: float, what: str, *, every: float = 0.002) -> None:
+def wait_for(condition: Any, timeout: float, what: str, *, every: float) -> None:
     """Poll `condition` every `every` seconds until it holds; TimeoutError after `timeout`."""
     deadline = time.monotonic() + timeout
     while not condition():

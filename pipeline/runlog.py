@@ -148,7 +148,7 @@ def _insert_numbered(run_id: int, lines: list[RunLog], *, along: Statement | Non
         for _ in range(5):
             if along is not None and carried is None:
                 along_sql, along_params = along
-                # Both statements are built here and by the ORM; every value is a parameter.
+                # Both statements are built from the models' meta; every value is a parameter.
                 cursor.execute(
                     f"WITH line_rows AS ({sql}), along_rows AS ({along_sql} RETURNING 1) "  # noqa: S608
                     "SELECT (SELECT COUNT(*) FROM along_rows), "

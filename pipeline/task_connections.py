@@ -28,9 +28,8 @@ def _eager(task: Any) -> bool:
 
 @task_prerun.connect
 def _connection_for_task(sender: Any = None, **_: Any) -> None:
-    if _eager(sender):
-        return
-    close_old_connections()
+    if not _eager(sender):
+        close_old_connections()
 
 
 @task_postrun.connect
